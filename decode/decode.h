@@ -1,0 +1,53 @@
+/* decode: any audio file FFmpeg reads -> mono float32 at a fixed rate (22050 Hz).
+ * It is not a player: it produces the analysis windows of DESIGN.md §2, seeking so that only
+ * those windows (plus codec preroll) are decoded, or a whole track for training.
+ * Thread-safe: calls share no state; each call opens its own FFmpeg contexts.
+ * Errors: a one-line reason in ErrMsg (the caller adds the file name); never aborts on bad input. */
+#ifndef GENRED_DECODE_H
+#define GENRED_DECODE_H
+
+#include <stdint.h>
+
+#include "common.h"
+
+/* What to do with a track shorter than one window (DESIGN.md §2). */
+enum DecodeShortPolicy {
+    DECODE_SHORT_PAD = 0,   /* one window of window_samples, zero-padded at the end (seed-cnn) */
+    DECODE_SHORT_WHOLE = 1, /* one window holding the whole track, shorter than W (fcn) */
+};
+
+typedef struct DecodeOptions {
+    int sample_rate;    /* output rate, 22050 */
+    int window_samples; /* W: samples per window, 88200 for 4 s */
+    int n_windows;      /* 6 */
+    int short_policy;   /* enum DecodeShortPolicy */
+} DecodeOptions;
+
+/* The defaults of DESIGN.md §2: 22050 Hz, 4 s windows, 6 of them, pad short tracks. */
+DecodeOptions decode_default_options(void);
+
+typedef struct DecodeWindows {
+    float *samples;          /* (n_windows, window_len) row-major, mono, in [-1, 1] */
+    int n_windows;           /* 6, or 1 for a track shorter than one window */
+    int window_len;          /* W, or the track length for DECODE_SHORT_WHOLE */
+    int64_t track_samples;   /* N: track length in output samples (as decoded or estimated) */
+    int64_t decoded_samples; /* output-rate samples actually decoded (to show seeking works) */
+} DecodeWindows;
+
+/* Decodes the windows of DESIGN.md §2 from path. Returns 0, or -1 with a reason in e
+ * ("no audio stream", "invalid data found when processing input", "empty audio", ...). */
+int decode_windows(const char *path, const DecodeOptions *opt, DecodeWindows *out, ErrMsg *e);
+void decode_windows_free(DecodeWindows *w);
+
+/* Decodes the whole track to mono float32 at sample_rate (malloc'd into *samples).
+ * max_samples > 0 stops after that many output samples (0: no limit). */
+int decode_all(const char *path, int sample_rate, int64_t max_samples, float **samples,
+               int64_t *n_samples, ErrMsg *e);
+
+/* Start of window i (0-based) of n for a track of n_track samples and windows of w samples. */
+int64_t decode_window_start(int64_t n_track, int w, int i, int n);
+
+/* True when the file name has an extension we treat as audio when walking folders. */
+int decode_is_audio_name(const char *path);
+
+#endif

@@ -1,0 +1,2 @@
+/* stub: to be written */
+typedef int genred_stub_pipeline;
