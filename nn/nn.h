@@ -43,4 +43,61 @@ const NnInfo *nn_model_info(const NnModel *m);
  * frames must equal fixed_frames when that is non-zero, and be >= min_frames. */
 int nn_forward(NnModel *m, const float *x, int n, int frames, float *probs, ErrMsg *e);
 
+/* ---- Building and training models (used by `genred train` / `finetune`) ----
+ * Conventions (llm.c): parameters, gradients and AdamW m/v each live in one allocation;
+ * backward adds into parameter gradients and assigns activation gradients. Deterministic for
+ * a given seed and thread count. */
+
+typedef struct NnArchConfig {
+    const char *arch;                  /* "seed-cnn" or "fcn" */
+    int n_labels;
+    const char *const *labels;         /* (n_labels) */
+    const char *const *display_names;  /* (n_labels), NULL: same as labels */
+    int fcn_blocks;                    /* fcn: number of conv blocks, 0: default */
+    int fcn_channels[8];               /* fcn: channels per block, 0: default */
+    float dropout;                     /* before the dense layer(s); <0: arch default */
+    float input_scale, input_shift;    /* 0,0: defaults (1/80, +40: dB [-80,0] -> [-0.5,0.5]) */
+} NnArchConfig;
+
+/* A new model with He (conv, ReLU dense) / Glorot (last dense) initialisation from seed. */
+NnModel *nn_model_new(const NnArchConfig *c, uint64_t seed, ErrMsg *e);
+/* A deep copy (weights, running statistics, metadata). */
+NnModel *nn_model_clone(const NnModel *m);
+/* Copies parameters and running statistics of src into dst (same architecture). */
+void nn_model_copy_weights(NnModel *dst, const NnModel *src);
+/* Adds or replaces a __metadata__ string (e.g. "command", "train_list", "date"). */
+void nn_model_set_meta(NnModel *m, const char *key, const char *value);
+const char *nn_model_get_meta(const NnModel *m, const char *key);
+/* Writes the safetensors file atomically and sets info->id from its SHA-256. */
+int nn_model_save(NnModel *m, const char *path, ErrMsg *e);
+
+enum NnOptimKind { NN_ADAMW = 0, NN_SGD = 1 };
+typedef struct NnOptim {
+    int kind;           /* enum NnOptimKind */
+    float lr;           /* default learning rate (nn_train_step may override per step) */
+    float beta1, beta2, eps;
+    float weight_decay; /* decoupled (AdamW) / L2 (SGD) */
+    float momentum;     /* SGD */
+    int freeze_conv;    /* update only the dense head (fine-tuning) */
+} NnOptim;
+
+typedef struct NnTrainer NnTrainer;
+NnTrainer *nn_trainer_new(NnModel *m, const NnOptim *o, uint64_t seed, ErrMsg *e);
+void nn_trainer_free(NnTrainer *t);
+
+/* Forward in training mode (dropout on, batch norm with batch statistics and running-stat
+ * update), mean soft-target cross-entropy against targets (n, n_labels) rows summing to 1,
+ * backward, then one optimizer step with learning rate lr. *loss gets the batch loss;
+ * logits (n, n_labels) may be NULL. */
+int nn_train_step(NnTrainer *t, const float *x, int n, int frames, const float *targets,
+                  float lr, float *loss, float *logits, ErrMsg *e);
+/* The same forward + backward without the optimizer step, for reference and gradient tests;
+ * dropout can be switched off so the result is comparable with a twin implementation. */
+int nn_train_grads(NnTrainer *t, const float *x, int n, int frames, const float *targets,
+                   int dropout_on, float *loss, float *logits, ErrMsg *e);
+/* The gradient of a named parameter ("conv1.weight") after nn_train_grads; NULL if unknown. */
+const float *nn_trainer_grad(const NnTrainer *t, const char *name, int64_t *count);
+/* Names of the trainable parameters, in file order (n_params entries). */
+int nn_model_param_names(const NnModel *m, const char ***names);
+
 #endif
