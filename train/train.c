@@ -1,0 +1,2 @@
+/* stub */
+typedef int genred_stub_train;
