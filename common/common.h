@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A reason for a failure, filled by the callee; the caller adds the file name.
  * Messages are one line, lower case, no trailing period: "truncated header". */
 typedef struct ErrMsg {
@@ -50,5 +54,9 @@ double common_now(void);
 
 /* Number of online CPUs, at least 1. */
 int common_cpu_count(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
