@@ -1,0 +1,119 @@
+/* state: the daemon's memory of what it has done, in SQLite (DESIGN.md §7).
+ *
+ * What it is: one row per track (path as a BLOB, so any bytes a file name may hold survive),
+ * with the size, mtime and content fingerprint seen when the result was recorded, the result
+ * (genre, confidence, all probabilities, model id), the genre that was there before genred,
+ * and an ok/error status. It answers "does this file need work?" so a restart, a rescan or the
+ * inotify events of genred's own tag writes cause no repeated work, and it feeds `genred status`
+ * and `genred untag`.
+ *
+ * What it is not: a queue or a cache of audio features. It is the only module that includes
+ * sqlite3.h.
+ *
+ * Invariants: the database is in WAL mode with a schema version in PRAGMA user_version, migrated
+ * forward on open (state_migrate); every write is one transaction, so a process killed at any
+ * moment leaves each row either fully written or absent. A State handle belongs to one thread;
+ * several processes/handles may use the same file at once (readers never block the writer).
+ * Record a result with the size/mtime/fingerprint of the file AFTER the tags were written, so
+ * the events of that write find the file done. */
+#ifndef GENRED_STATE_H
+#define GENRED_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#define STATE_SCHEMA_VERSION 2
+#define STATE_FINGERPRINT_SIZE 33 /* 32 hex digits + NUL */
+
+enum StateStatus { STATE_OK = 0, STATE_ERROR = 1 };
+
+typedef struct StateRow {
+    char *path;
+    int64_t size;
+    int64_t mtime_ns;
+    char fingerprint[STATE_FINGERPRINT_SIZE];
+    enum StateStatus status;
+    char *genre;          /* NULL for an error row that never had a result */
+    double confidence;
+    char *probs;          /* "rock:0.812,metal:0.104,..." every label, or NULL */
+    char *model;          /* model id */
+    char *previous_genre; /* meaningful when previous_known */
+    bool previous_known;  /* we saw the file's genre before genred first wrote one */
+    char *error;          /* status == STATE_ERROR: the reason */
+    double time;          /* unix seconds of the last record */
+    int64_t runs;         /* results + errors recorded for this path */
+} StateRow;
+
+typedef struct State State;
+
+/* Opens (creating the file and its parent directory when create is true), switches to WAL and
+ * migrates the schema. A database newer than this program is refused. */
+State *state_open(const char *path, bool create, ErrMsg *e);
+void state_close(State *s);
+
+/* Brings the schema to STATE_SCHEMA_VERSION in one transaction: version 0 (empty file) gets the
+ * tables, version 1 (path TEXT, mtime in seconds, no fingerprint/probs/previous genre/status)
+ * is converted. Called by state_open; public for tests. */
+int state_migrate(State *s, ErrMsg *e);
+int state_schema_version(State *s);
+
+/* Cheap content fingerprint: SHA-256 over the size, the first 64 KiB and the last 64 KiB,
+ * first 16 bytes in hex. Changes when audio or tags change; survives copy and touch. */
+int state_fingerprint(const char *path, char out[STATE_FINGERPRINT_SIZE], ErrMsg *e);
+
+/* Fills *row (free with state_row_clear). Returns 1 found, 0 not found, -1 error. */
+int state_lookup(State *s, const char *path, StateRow *row, ErrMsg *e);
+void state_row_clear(StateRow *row);
+
+/* 1 when the file needs work, 0 when it is done for this content and model, -1 on error.
+ * Done means: a row for the path with the same model id, and either the same size and mtime,
+ * or (fingerprint not NULL) the same size and fingerprint (a copy or a touch). Error rows count
+ * as done for the same content and model: retrying would fail the same way. */
+int state_needs_work(State *s, const char *path, int64_t size, int64_t mtime_ns,
+                     const char *fingerprint, const char *model, ErrMsg *e);
+
+typedef struct StateResult {
+    const char *path;
+    int64_t size, mtime_ns;
+    const char *fingerprint;
+    const char *genre;
+    double confidence;
+    const char *probs;
+    const char *model;
+    /* The genre in the file before this write. When previous_known is false (the file's genre
+     * was genred's own), a previous genre already stored is kept: untag goes back to the
+     * genre from before genred's FIRST write. */
+    const char *previous_genre;
+    bool previous_known;
+} StateResult;
+
+int state_record_result(State *s, const StateResult *r, ErrMsg *e);
+/* Marks the path failed with a reason; keeps the last result and the previous genre. */
+int state_record_error(State *s, const char *path, int64_t size, int64_t mtime_ns,
+                       const char *fingerprint, const char *model, const char *error, ErrMsg *e);
+
+/* Drops the row of path and the rows of everything below path/ (a deleted directory).
+ * Returns the number of rows removed, -1 on error. */
+int state_forget(State *s, const char *path, ErrMsg *e);
+/* Moves the row of old_path (and rows below old_path/) to new_path, replacing rows there.
+ * Returns the number of rows moved, -1 on error. */
+int state_rename(State *s, const char *old_path, const char *new_path, ErrMsg *e);
+
+/* PRAGMA integrity_check: 0 when the database is sound, -1 with the first problem. */
+int state_integrity_check(State *s, ErrMsg *e);
+
+typedef struct StateCounts {
+    int64_t total, ok, error;
+} StateCounts;
+int state_counts(State *s, StateCounts *c, ErrMsg *e);
+
+enum StateList { STATE_LIST_RECENT = 0, STATE_LIST_ERRORS = 1, STATE_LIST_ALL = 2 };
+/* Calls fn for up to limit rows (limit <= 0: no limit), newest first (ALL: by path). The row is
+ * valid during the call only. fn returns non-zero to stop. Returns rows visited or -1. */
+int state_list(State *s, enum StateList which, int limit,
+               int (*fn)(const StateRow *row, void *ud), void *ud, ErrMsg *e);
+
+#endif

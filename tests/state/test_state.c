@@ -1,0 +1,465 @@
+/* test_state: the state database on real files in a temp dir.
+ * Round trips with hostile path bytes, needs_work decisions, the previous-genre rule, errors,
+ * forget/rename of directories (prefix edge cases), the fingerprint, migration from an empty
+ * file, from a v1 database written by Python's sqlite3 and refusal of a newer one, SIGKILL of
+ * a writer mid-transaction (rows all there or not, multi-row renames never half done), and a
+ * reader running beside a writer. Usage: test_state PYTHON */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "state.h"
+
+static int failures;
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                       \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static char tmp[256];
+
+static void result(StateResult *r, const char *path, int64_t size, int64_t mtime, const char *fp,
+                   const char *genre, const char *model)
+{
+    *r = (StateResult){.path = path,
+                       .size = size,
+                       .mtime_ns = mtime,
+                       .fingerprint = fp,
+                       .genre = genre,
+                       .confidence = 0.75,
+                       .probs = "rock:0.750,pop:0.250",
+                       .model = model};
+}
+
+static int record(State *s, const char *path, int64_t size, int64_t mtime, const char *fp,
+                  const char *genre, const char *model)
+{
+    StateResult r;
+    result(&r, path, size, mtime, fp, genre, model);
+    ErrMsg e;
+    int rc = state_record_result(s, &r, &e);
+    CHECK(rc == 0, "record %s: %s", path, e.msg);
+    return rc;
+}
+
+static void test_basics(void)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/new/dir/state.db", tmp);
+    ErrMsg e;
+    State *s = state_open(db, true, &e);
+    CHECK(s, "open: %s", e.msg);
+    if (!s) return;
+    CHECK(state_schema_version(s) == STATE_SCHEMA_VERSION, "version %d", state_schema_version(s));
+
+    const char *weird = "/m\xfc\xff/new\nline/$(x) 'q' \"d\".flac";
+    StateResult r;
+    result(&r, weird, 1234, 5678000000123LL, "00112233445566778899aabbccddeeff", "Rock", "abc");
+    r.previous_genre = "Jazz";
+    r.previous_known = true;
+    CHECK(state_record_result(s, &r, &e) == 0, "record: %s", e.msg);
+    StateRow row;
+    CHECK(state_lookup(s, weird, &row, &e) == 1, "lookup");
+    CHECK(strcmp(row.path, weird) == 0, "path bytes changed");
+    CHECK(row.size == 1234 && row.mtime_ns == 5678000000123LL, "size/mtime");
+    CHECK(strcmp(row.fingerprint, "00112233445566778899aabbccddeeff") == 0, "fp %s", row.fingerprint);
+    CHECK(row.status == STATE_OK && strcmp(row.genre, "Rock") == 0 && row.confidence == 0.75,
+          "result");
+    CHECK(strcmp(row.probs, "rock:0.750,pop:0.250") == 0 && strcmp(row.model, "abc") == 0,
+          "probs/model");
+    CHECK(row.previous_known && strcmp(row.previous_genre, "Jazz") == 0, "previous");
+    CHECK(row.runs == 1 && row.error == NULL && row.time > 1e9, "runs/time");
+    state_row_clear(&row);
+    char db_wal[600];
+    snprintf(db_wal, sizeof db_wal, "%s-wal", db);
+    CHECK(access(db_wal, F_OK) == 0, "no WAL file");
+
+    /* needs_work */
+    const char *fp = "00112233445566778899aabbccddeeff";
+    CHECK(state_needs_work(s, weird, 1234, 5678000000123LL, NULL, "abc", &e) == 0, "same");
+    CHECK(state_needs_work(s, weird, 1234, 5678000000123LL, fp, "abc", &e) == 0, "same+fp");
+    CHECK(state_needs_work(s, weird, 1234, 1, NULL, "abc", &e) == 1, "touched, no fp");
+    CHECK(state_needs_work(s, weird, 1234, 1, fp, "abc", &e) == 0, "touched, same fp");
+    CHECK(state_needs_work(s, weird, 1234, 1, "ffff", "abc", &e) == 1, "content changed");
+    CHECK(state_needs_work(s, weird, 1235, 5678000000123LL, fp, "abc", &e) == 1, "size changed");
+    CHECK(state_needs_work(s, weird, 1234, 5678000000123LL, fp, "def", &e) == 1, "model changed");
+    CHECK(state_needs_work(s, "/unknown", 1, 1, NULL, "abc", &e) == 1, "unknown");
+
+    /* The genre from before genred's first write survives later writes. */
+    result(&r, weird, 1300, 2, fp, "Metal", "def");
+    CHECK(state_record_result(s, &r, &e) == 0, "%s", e.msg);
+    state_lookup(s, weird, &row, &e);
+    CHECK(row.previous_known && strcmp(row.previous_genre, "Jazz") == 0 && row.runs == 2 &&
+              strcmp(row.genre, "Metal") == 0 && row.size == 1300,
+          "second record: prev %s runs %lld", row.previous_genre, (long long)row.runs);
+    state_row_clear(&row);
+    r.previous_genre = "Blues"; /* set by hand in between, now overwritten with --force */
+    r.previous_known = true;
+    state_record_result(s, &r, &e);
+    state_lookup(s, weird, &row, &e);
+    CHECK(strcmp(row.previous_genre, "Blues") == 0 && row.runs == 3, "hand-set previous");
+    state_row_clear(&row);
+
+    /* errors keep the last result */
+    CHECK(state_record_error(s, weird, 1300, 3, fp, "def", "decode failed: bad frame", &e) == 0,
+          "%s", e.msg);
+    state_lookup(s, weird, &row, &e);
+    CHECK(row.status == STATE_ERROR && strcmp(row.error, "decode failed: bad frame") == 0 &&
+              strcmp(row.genre, "Metal") == 0 && row.mtime_ns == 3,
+          "error row");
+    state_row_clear(&row);
+    CHECK(state_needs_work(s, weird, 1300, 3, NULL, "def", &e) == 0, "error is done for same");
+    state_record_error(s, "/only/error.mp3", 1, 1, NULL, "def", "unsupported", &e);
+    state_lookup(s, "/only/error.mp3", &row, &e);
+    CHECK(row.genre == NULL && row.status == STATE_ERROR, "error-only row");
+    state_row_clear(&row);
+    record(s, "/later.mp3", 1, 1, fp, "Pop", "def");
+
+    StateCounts c;
+    CHECK(state_counts(s, &c, &e) == 0 && c.total == 3 && c.ok == 1 && c.error == 2,
+          "counts %lld %lld %lld", (long long)c.total, (long long)c.ok, (long long)c.error);
+    state_close(s);
+}
+
+static int collect(const StateRow *row, void *ud)
+{
+    char *buf = ud;
+    strcat(buf, row->path);
+    strcat(buf, "|");
+    return 0;
+}
+
+static void test_forget_rename_list(void)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/paths.db", tmp);
+    ErrMsg e;
+    State *s = state_open(db, true, &e);
+    const char *paths[] = {"/lib/a", "/lib/a/x.mp3", "/lib/a/sub/y.mp3", "/lib/ab.mp3",
+                           "/lib/a0x.mp3", "/lib/a.mp3", "/lib/d/1.mp3", "/lib/d/2.mp3",
+                           "/lib/e/old.mp3", "/lib/e"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        record(s, paths[i], 1, (int64_t)i, "", "Rock", "m");
+    CHECK(state_forget(s, "/lib/a", &e) == 3, "forget dir");
+    StateRow row;
+    CHECK(state_lookup(s, "/lib/ab.mp3", &row, &e) == 1, "sibling ab kept");
+    state_row_clear(&row);
+    CHECK(state_lookup(s, "/lib/a0x.mp3", &row, &e) == 1, "sibling a0x kept");
+    state_row_clear(&row);
+    CHECK(state_lookup(s, "/lib/a.mp3", &row, &e) == 1, "sibling a.mp3 kept");
+    state_row_clear(&row);
+    CHECK(state_lookup(s, "/lib/a/x.mp3", &row, &e) == 0, "child gone");
+
+    CHECK(state_rename(s, "/lib/d", "/lib/e", &e) == 2, "rename dir: %s", e.msg);
+    CHECK(state_lookup(s, "/lib/e/1.mp3", &row, &e) == 1 && row.mtime_ns == 6, "moved row");
+    state_row_clear(&row);
+    CHECK(state_lookup(s, "/lib/e/old.mp3", &row, &e) == 0, "replaced row still there");
+    CHECK(state_lookup(s, "/lib/d/1.mp3", &row, &e) == 0, "old row still there");
+    CHECK(state_rename(s, "/lib/ab.mp3", "/lib/new name.mp3", &e) == 1, "rename file");
+    CHECK(state_rename(s, "/lib/nothing", "/lib/x", &e) == 0, "rename nothing");
+
+    char buf[1024] = "";
+    CHECK(state_list(s, STATE_LIST_ALL, 0, collect, buf, &e) == 5, "list all");
+    CHECK(strcmp(buf, "/lib/a.mp3|/lib/a0x.mp3|/lib/e/1.mp3|/lib/e/2.mp3|/lib/new name.mp3|") == 0,
+          "list order: %s", buf);
+    buf[0] = '\0';
+    state_record_error(s, "/lib/a.mp3", 1, 1, "", "m", "broken", &e);
+    CHECK(state_list(s, STATE_LIST_ERRORS, 0, collect, buf, &e) == 1 &&
+              strcmp(buf, "/lib/a.mp3|") == 0,
+          "errors: %s", buf);
+    buf[0] = '\0';
+    CHECK(state_list(s, STATE_LIST_RECENT, 2, collect, buf, &e) == 2 &&
+              strncmp(buf, "/lib/a.mp3|", 11) == 0,
+          "recent: %s", buf);
+    CHECK(state_integrity_check(s, &e) == 0, "%s", e.msg);
+    state_close(s);
+}
+
+static void write_bytes(const char *path, const unsigned char *d, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    fwrite(d, 1, n, f);
+    fclose(f);
+}
+
+static void test_fingerprint(void)
+{
+    size_t n = 300 * 1024;
+    unsigned char *d = malloc(n + 1);
+    srand(7);
+    for (size_t i = 0; i < n; i++) d[i] = (unsigned char)rand();
+    char p[512], q[512];
+    snprintf(p, sizeof p, "%s/fp.bin", tmp);
+    snprintf(q, sizeof q, "%s/fp-copy.bin", tmp);
+    write_bytes(p, d, n);
+    write_bytes(q, d, n);
+    char a[STATE_FINGERPRINT_SIZE], b[STATE_FINGERPRINT_SIZE];
+    ErrMsg e;
+    CHECK(state_fingerprint(p, a, &e) == 0 && strlen(a) == 32, "fp: %s", e.msg);
+    state_fingerprint(q, b, &e);
+    CHECK(strcmp(a, b) == 0, "copy differs");
+    d[10] ^= 1; /* a tag edit at the start */
+    write_bytes(q, d, n);
+    state_fingerprint(q, b, &e);
+    CHECK(strcmp(a, b) != 0, "head change unseen");
+    d[10] ^= 1;
+    d[n - 5] ^= 1; /* a tag edit at the end (ID3v1, APE) */
+    write_bytes(q, d, n);
+    state_fingerprint(q, b, &e);
+    CHECK(strcmp(a, b) != 0, "tail change unseen");
+    d[n - 5] ^= 1;
+    write_bytes(q, d, n + 1);
+    state_fingerprint(q, b, &e);
+    CHECK(strcmp(a, b) != 0, "size change unseen");
+    write_bytes(q, d, 100); /* small files are hashed whole */
+    state_fingerprint(q, b, &e);
+    CHECK(strlen(b) == 32 && strcmp(a, b) != 0, "small file");
+    CHECK(state_fingerprint("/nonexistent/x", b, &e) == -1 && strstr(e.msg, "No such file"),
+          "missing file: %s", e.msg);
+    free(d);
+}
+
+static int run_python(const char *python, const char *script, const char *db)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(python, python, "-c", script, db, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_migration(const char *python)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/v1.db", tmp);
+    const char *v1 =
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1])\n"
+        "c.execute('CREATE TABLE tracks (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER,"
+        " genre TEXT, confidence REAL, model TEXT, time REAL)')\n"
+        "c.execute(\"INSERT INTO tracks VALUES ('/old/a b.mp3', 4096, 1700000000, 'Disco', 0.5,"
+        " 'oldmodel', 1700000001.5)\")\n"
+        "c.execute(\"INSERT INTO tracks VALUES ('/old/\\u00e9.ogg', 1, 2, 'Pop', 0.25, NULL, NULL)\")\n"
+        "c.execute('PRAGMA user_version = 1')\n"
+        "c.commit()\n";
+    int rc = run_python(python, v1, db);
+    if (rc != 0) {
+        printf("skipping the v1 migration check: %s could not write the v1 database (%d)\n",
+               python, rc);
+        return;
+    }
+    ErrMsg e;
+    State *s = state_open(db, false, &e);
+    CHECK(s, "open v1: %s", e.msg);
+    if (!s) return;
+    CHECK(state_schema_version(s) == STATE_SCHEMA_VERSION, "not migrated");
+    StateRow row;
+    CHECK(state_lookup(s, "/old/a b.mp3", &row, &e) == 1, "v1 row lost");
+    CHECK(row.size == 4096 && row.mtime_ns == 1700000000LL * 1000000000LL &&
+              strcmp(row.genre, "Disco") == 0 && strcmp(row.model, "oldmodel") == 0 &&
+              row.time == 1700000001.5 && !row.previous_known && row.fingerprint[0] == '\0',
+          "v1 row converted wrongly");
+    state_row_clear(&row);
+    CHECK(state_lookup(s, "/old/\xc3\xa9.ogg", &row, &e) == 1 && strcmp(row.model, "") == 0,
+          "utf-8 v1 path");
+    state_row_clear(&row);
+    /* An unchanged file from v1 is still done (size/mtime match), so no work is repeated. */
+    CHECK(state_needs_work(s, "/old/a b.mp3", 4096, 1700000000LL * 1000000000LL, NULL,
+                           "oldmodel", &e) == 0,
+          "v1 row not done");
+    record(s, "/new.mp3", 1, 1, "", "Rock", "m");
+    state_close(s);
+    s = state_open(db, false, &e);
+    CHECK(s && state_schema_version(s) == STATE_SCHEMA_VERSION, "reopen");
+    state_close(s);
+
+    snprintf(db, sizeof db, "%s/future.db", tmp);
+    rc = run_python(python,
+                    "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\n"
+                    "c.execute('CREATE TABLE x (y)')\nc.execute('PRAGMA user_version = 99')\n"
+                    "c.commit()\n",
+                    db);
+    s = state_open(db, false, &e);
+    CHECK(!s && strstr(e.msg, "newer"), "future schema accepted: %s", s ? "" : e.msg);
+    state_close(s);
+    CHECK(!state_open("/nonexistent/dir/x.db", false, &e), "opened a missing file");
+}
+
+/* Child: writes rows crash-N, and renames a 100-row directory back and forth. Never returns. */
+static void crash_writer(const char *db, int start)
+{
+    ErrMsg e;
+    State *s = state_open(db, true, &e);
+    if (!s) _exit(2);
+    for (int i = start;; i++) {
+        char path[64], genre[32], probs[64];
+        snprintf(path, sizeof path, "/crash/%08d", i);
+        snprintf(genre, sizeof genre, "g%d", i);
+        snprintf(probs, sizeof probs, "p%d", i);
+        StateResult r = {.path = path, .size = i, .mtime_ns = i, .fingerprint = genre,
+                         .genre = genre, .confidence = i, .probs = probs, .model = "m"};
+        if (state_record_result(s, &r, &e) != 0) _exit(3);
+        if (i % 5 == 0) {
+            StateRow row;
+            int in_a = state_lookup(s, "/dir-a/000", &row, &e);
+            if (in_a == 1) state_row_clear(&row);
+            if (state_rename(s, in_a == 1 ? "/dir-a" : "/dir-b", in_a == 1 ? "/dir-b" : "/dir-a",
+                             &e) != 100)
+                _exit(4);
+        }
+    }
+}
+
+static int count_prefix(const StateRow *row, void *ud)
+{
+    int *n = ud;
+    if (strncmp(row->path, "/dir-a/", 7) == 0) n[0]++;
+    if (strncmp(row->path, "/dir-b/", 7) == 0) n[1]++;
+    if (strncmp(row->path, "/crash/", 7) == 0) {
+        int i = atoi(row->path + 7);
+        char g[32];
+        snprintf(g, sizeof g, "g%d", i);
+        if (row->size != i || row->mtime_ns != i || strcmp(row->genre, g) != 0 ||
+            strcmp(row->fingerprint, g) != 0 || row->confidence != i || row->probs[0] != 'p' ||
+            atoi(row->probs + 1) != i)
+            n[3]++;
+        if (i + 1 > n[2]) n[2] = i + 1;
+        n[4]++;
+    }
+    return 0;
+}
+
+static void test_crash(void)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/crash.db", tmp);
+    ErrMsg e;
+    State *s = state_open(db, true, &e);
+    for (int i = 0; i < 100; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "/dir-a/%03d", i);
+        record(s, p, 1, 1, "", "Rock", "m");
+    }
+    state_close(s);
+    int next = 0;
+    for (int round = 0; round < 4; round++) {
+        pid_t pid = fork();
+        if (pid == 0) crash_writer(db, next);
+        /* Let it get going, then kill it wherever it is. */
+        s = state_open(db, false, &e);
+        StateCounts c = {0};
+        for (int t = 0; t < 3000 && c.total < 100 + next + 30; t++) {
+            usleep(10000);
+            state_counts(s, &c, &e);
+        }
+        state_close(s);
+        usleep((useconds_t)(rand() % 20000));
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        CHECK(WIFSIGNALED(st), "writer failed early (status %d)", st);
+
+        s = state_open(db, false, &e);
+        CHECK(s, "reopen after kill: %s", e.msg);
+        if (!s) return;
+        CHECK(state_integrity_check(s, &e) == 0, "%s", e.msg);
+        int n[5] = {0};
+        state_list(s, STATE_LIST_ALL, 0, count_prefix, n, &e);
+        CHECK((n[0] == 100 && n[1] == 0) || (n[0] == 0 && n[1] == 100),
+              "a rename was half done: %d in a, %d in b", n[0], n[1]);
+        CHECK(n[3] == 0, "%d inconsistent rows", n[3]);
+        CHECK(n[4] == n[2] && n[2] > next, "rows 0..%d not contiguous (%d rows)", n[2], n[4]);
+        next = n[2];
+        state_close(s);
+    }
+    printf("crash test: %d rows written over 4 killed writers\n", next);
+}
+
+static void test_concurrent(void)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/conc.db", tmp);
+    ErrMsg e;
+    State *s = state_open(db, true, &e);
+    state_close(s);
+    const int N = 1500;
+    pid_t pid = fork();
+    if (pid == 0) {
+        State *w = state_open(db, false, &e);
+        if (!w) _exit(2);
+        for (int i = 0; i < N; i++) {
+            char p[32];
+            snprintf(p, sizeof p, "/c/%05d", i);
+            StateResult r = {.path = p, .size = i, .mtime_ns = i, .genre = "Pop", .model = "m"};
+            if (state_record_result(w, &r, &e) != 0) _exit(3);
+        }
+        state_close(w);
+        _exit(0);
+    }
+    s = state_open(db, false, &e);
+    int64_t last = 0;
+    int reads = 0, errors = 0, st;
+    for (;;) {
+        StateCounts c;
+        if (state_counts(s, &c, &e) != 0) {
+            errors++;
+            fprintf(stderr, "reader: %s\n", e.msg);
+        }
+        CHECK(c.total >= last, "count went back %lld -> %lld", (long long)last, (long long)c.total);
+        last = c.total;
+        if (c.total > 0) {
+            char p[32];
+            snprintf(p, sizeof p, "/c/%05d", (int)(c.total - 1));
+            StateRow row;
+            int f = state_lookup(s, p, &row, &e);
+            CHECK(f == 1 && row.size == c.total - 1, "lookup of a committed row");
+            if (f == 1) state_row_clear(&row);
+        }
+        reads++;
+        if (waitpid(pid, &st, WNOHANG) == pid) break;
+    }
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer failed: %d", st);
+    StateCounts c;
+    state_counts(s, &c, &e);
+    CHECK(c.total == N && errors == 0, "total %lld, %d reader errors", (long long)c.total, errors);
+    printf("concurrent: %d reads while %d rows were written\n", reads, N);
+    state_close(s);
+}
+
+int main(int argc, char **argv)
+{
+    const char *python = argc > 1 ? argv[1] : "/usr/bin/python3";
+    snprintf(tmp, sizeof tmp, "%s/genred-state-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmp)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_basics();
+    test_forget_rename_list();
+    test_fingerprint();
+    test_migration(python);
+    test_crash();
+    test_concurrent();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp);
+    if (failures) {
+        fprintf(stderr, "%d failure(s)\n", failures);
+        return 1;
+    }
+    printf("state: all checks passed\n");
+    return 0;
+}
