@@ -65,7 +65,10 @@ NnModel *nn_model_new(const NnArchConfig *c, uint64_t seed, ErrMsg *e);
 NnModel *nn_model_clone(const NnModel *m);
 /* Copies parameters and running statistics of src into dst (same architecture). */
 void nn_model_copy_weights(NnModel *dst, const NnModel *src);
-/* Adds or replaces a __metadata__ string (e.g. "command", "train_list", "date"). */
+/* Adds or replaces a __metadata__ string (e.g. "command", "train_list", "date"). The keys that
+ * describe the net itself (format, arch, labels, display_names, sample_rate, n_fft, hop_length,
+ * n_mels, window_seconds, windows, input_scale, input_shift, bn_eps, fcn_channels, dropout) are
+ * written from the model on save; setting them here is ignored with a warning. */
 void nn_model_set_meta(NnModel *m, const char *key, const char *value);
 const char *nn_model_get_meta(const NnModel *m, const char *key);
 /* Writes the safetensors file atomically and sets info->id from its SHA-256. */
@@ -75,10 +78,11 @@ enum NnOptimKind { NN_ADAMW = 0, NN_SGD = 1 };
 typedef struct NnOptim {
     int kind;           /* enum NnOptimKind */
     float lr;           /* default learning rate (nn_train_step may override per step) */
-    float beta1, beta2, eps;
-    float weight_decay; /* decoupled (AdamW) / L2 (SGD) */
+    float beta1, beta2, eps; /* 0: the usual 0.9, 0.999, 1e-8 */
+    float weight_decay; /* decoupled (AdamW) / L2 (SGD); on kernels and weight matrices only */
     float momentum;     /* SGD */
-    int freeze_conv;    /* update only the dense head (fine-tuning) */
+    int freeze_conv;    /* update only the dense head (fine-tuning); batch norm still uses
+                         * batch statistics in training mode and updates its running ones */
 } NnOptim;
 
 typedef struct NnTrainer NnTrainer;
@@ -86,9 +90,9 @@ NnTrainer *nn_trainer_new(NnModel *m, const NnOptim *o, uint64_t seed, ErrMsg *e
 void nn_trainer_free(NnTrainer *t);
 
 /* Forward in training mode (dropout on, batch norm with batch statistics and running-stat
- * update), mean soft-target cross-entropy against targets (n, n_labels) rows summing to 1,
- * backward, then one optimizer step with learning rate lr. *loss gets the batch loss;
- * logits (n, n_labels) may be NULL. */
+ * update with PyTorch's momentum 0.1 and unbiased variance), mean soft-target cross-entropy
+ * against targets (n, n_labels) rows summing to 1, backward, then one optimizer step with
+ * learning rate lr. *loss gets the batch loss; logits (n, n_labels) may be NULL. */
 int nn_train_step(NnTrainer *t, const float *x, int n, int frames, const float *targets,
                   float lr, float *loss, float *logits, ErrMsg *e);
 /* The same forward + backward without the optimizer step, for reference and gradient tests;

@@ -1,2 +1,0 @@
-/* stub: to be written */
-typedef int genred_stub_nn;
