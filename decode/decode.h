@@ -27,15 +27,20 @@ typedef struct DecodeOptions {
 DecodeOptions decode_default_options(void);
 
 typedef struct DecodeWindows {
-    float *samples;          /* (n_windows, window_len) row-major, mono, in [-1, 1] */
+    float *samples;          /* (n_windows, window_len) row-major, mono, nominally in [-1, 1] */
     int n_windows;           /* 6, or 1 for a track shorter than one window */
     int window_len;          /* W, or the track length for DECODE_SHORT_WHOLE */
-    int64_t track_samples;   /* N: track length in output samples (as decoded or estimated) */
+    int64_t track_samples;   /* N: track length in output samples, as a full decode gives it */
     int64_t decoded_samples; /* output-rate samples actually decoded (to show seeking works) */
 } DecodeWindows;
 
 /* Decodes the windows of DESIGN.md §2 from path. Returns 0, or -1 with a reason in e
- * ("no audio stream", "invalid data found when processing input", "empty audio", ...). */
+ * ("no audio stream", "not a recognised audio format", "empty file", "no audio samples", ...).
+ * Windows are the same samples a decode_all + slice would give (bit-exact in the tests, except
+ * AAC noise substitution, which differs by low-level noise after a seek). The length N comes
+ * from decoding the last seconds after a seek (so encoder delay and padding count as a full
+ * decode counts them); when the container only estimates its duration (VBR mp3 without a
+ * Xing header, raw streams) or a seek misbehaves, the whole track is decoded and sliced. */
 int decode_windows(const char *path, const DecodeOptions *opt, DecodeWindows *out, ErrMsg *e);
 void decode_windows_free(DecodeWindows *w);
 
