@@ -9,5 +9,8 @@ int cmd_tag(int argc, char **argv);
 int cmd_mel(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_untag(int argc, char **argv);
 
 #endif

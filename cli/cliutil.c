@@ -1,0 +1,274 @@
+/* cliutil: see cliutil.h. Single-threaded (called from the command's main thread only). */
+#include "cliutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "decode.h"
+
+#ifndef GENRED_MODEL_INSTALL_DIR
+#define GENRED_MODEL_INSTALL_DIR "/usr/local/share/genred"
+#endif
+#ifndef GENRED_SOURCE_MODEL_DIR
+#define GENRED_SOURCE_MODEL_DIR "models"
+#endif
+
+void cli_list_push(CliList *l, const char *s)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->v = xrealloc(l->v, (size_t)l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = xstrdup(s);
+}
+
+void cli_list_free(CliList *l)
+{
+    for (int i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
+
+void cli_file_error(const char *path, const char *reason)
+{
+    fprintf(stderr, "genred: %s: %s\n", path, reason);
+}
+
+static int is_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int cli_model_path(const char *opt, char *out, size_t outsz, ErrMsg *e)
+{
+    if (opt && *opt) {
+        snprintf(out, outsz, "%s", opt);
+        return 0;
+    }
+    const char *env = getenv("GENRED_MODEL");
+    if (env && *env) {
+        snprintf(out, outsz, "%s", env);
+        return 0;
+    }
+    static const char *const dirs[] = {GENRED_MODEL_INSTALL_DIR, GENRED_SOURCE_MODEL_DIR};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(out, outsz, "%s/genred.safetensors", dirs[i]);
+        if (is_file(out)) return 0;
+    }
+    return err_set(e,
+                   "no model found; pass --model FILE, set GENRED_MODEL, or install one as "
+                   "%s/genred.safetensors",
+                   GENRED_MODEL_INSTALL_DIR);
+}
+
+NnModel *cli_model_open(const char *opt)
+{
+    char path[PATH_MAX];
+    ErrMsg e = {{0}};
+    if (cli_model_path(opt, path, sizeof path, &e) != 0) {
+        fprintf(stderr, "genred: %s\n", e.msg);
+        return NULL;
+    }
+    NnModel *m = nn_model_load(path, &e);
+    if (!m) cli_file_error(path, e.msg);
+    return m;
+}
+
+int cli_parse_int(const char *opt, const char *s, int lo, int hi, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "genred: %s wants a whole number from %d to %d, not '%s'\n", opt, lo, hi,
+                s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* ---- Folder walking ---- */
+
+typedef struct Visited {
+    dev_t *dev;
+    ino_t *ino;
+    int n, cap;
+} Visited;
+
+/* Returns 1 if (dev, ino) was seen before, else records it and returns 0. Linear: a music
+ * library has thousands of folders, not millions, and the walk is dwarfed by decoding. */
+static int visited_check(Visited *v, dev_t dev, ino_t ino)
+{
+    for (int i = 0; i < v->n; i++)
+        if (v->dev[i] == dev && v->ino[i] == ino) return 1;
+    if (v->n == v->cap) {
+        v->cap = v->cap ? 2 * v->cap : 64;
+        v->dev = xrealloc(v->dev, (size_t)v->cap * sizeof *v->dev);
+        v->ino = xrealloc(v->ino, (size_t)v->cap * sizeof *v->ino);
+    }
+    v->dev[v->n] = dev;
+    v->ino[v->n] = ino;
+    v->n++;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    int slash = a > 0 && dir[a - 1] != '/';
+    char *p = xmalloc(a + (size_t)slash + b + 1);
+    memcpy(p, dir, a);
+    if (slash) p[a] = '/';
+    memcpy(p + a + (size_t)slash, name, b + 1);
+    return p;
+}
+
+static int walk(const char *dir, Visited *v, CliList *out)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        cli_file_error(dir, strerror(errno));
+        return 1;
+    }
+    CliList names = {0};
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) cli_list_push(&names, de->d_name);
+    closedir(d);
+    if (names.n > 1) qsort(names.v, (size_t)names.n, sizeof *names.v, cmp_str);
+    int errors = 0;
+    for (int i = 0; i < names.n; i++) {
+        char *p = join(dir, names.v[i]);
+        struct stat st;
+        if (stat(p, &st) != 0) {
+            /* A dangling link is not worth a failure unless it looks like audio. */
+            if (decode_is_audio_name(p)) {
+                cli_file_error(p, strerror(errno));
+                errors++;
+            }
+        } else if (S_ISDIR(st.st_mode)) {
+            if (!visited_check(v, st.st_dev, st.st_ino)) errors += walk(p, v, out);
+        } else if (S_ISREG(st.st_mode) && decode_is_audio_name(p)) {
+            cli_list_push(out, p);
+        }
+        free(p);
+    }
+    cli_list_free(&names);
+    return errors;
+}
+
+int cli_collect(char *const *paths, int n, CliList *out)
+{
+    Visited v = {0};
+    int errors = 0;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (!visited_check(&v, st.st_dev, st.st_ino)) errors += walk(paths[i], &v, out);
+        } else {
+            /* Named directly: let the decoder say what is wrong with it, if anything. */
+            cli_list_push(out, paths[i]);
+        }
+    }
+    free(v.dev);
+    free(v.ino);
+    return errors;
+}
+
+/* ---- JSON ---- */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if s does not start one
+ * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
+static int utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    int len;
+    unsigned cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    for (int i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0; /* also stops at the terminating NUL */
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+void cli_json_string(FILE *f, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    fputc('"', f);
+    while (*s) {
+        unsigned c = *s;
+        if (c == '"' || c == '\\') {
+            fputc('\\', f);
+            fputc((int)c, f);
+            s++;
+        } else if (c < 0x20 || c == 0x7F) {
+            switch (c) {
+            case '\n': fputs("\\n", f); break;
+            case '\t': fputs("\\t", f); break;
+            case '\r': fputs("\\r", f); break;
+            default: fprintf(f, "\\u%04x", c); break;
+            }
+            s++;
+        } else {
+            int len = utf8_len(s);
+            if (len == 0) {
+                fputs("\\ufffd", f);
+                s++;
+            } else {
+                fwrite(s, 1, (size_t)len, f);
+                s += len;
+            }
+        }
+    }
+    fputc('"', f);
+}
+
+int cli_mkdirs(const char *path, ErrMsg *e)
+{
+    char *p = xstrdup(path);
+    for (char *q = p + 1;; q++) {
+        if (*q == '/' || *q == 0) {
+            char save = *q;
+            *q = 0;
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+                int err = errno;
+                err_set(e, "cannot create %s: %s", p, strerror(err));
+                free(p);
+                return -1;
+            }
+            *q = save;
+            if (!save) break;
+        }
+    }
+    free(p);
+    return 0;
+}

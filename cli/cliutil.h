@@ -1,0 +1,47 @@
+/* cliutil: helpers the subcommands share: model lookup, folder walking, number parsing,
+ * JSON string escaping, a growable list of strings. Not a library for other modules: only
+ * the genred binary uses it, so these helpers may print to stderr (as `genred: ...`). */
+#ifndef GENRED_CLIUTIL_H
+#define GENRED_CLIUTIL_H
+
+#include <stdio.h>
+
+#include "common.h"
+#include "nn.h"
+
+enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
+
+typedef struct CliList {
+    char **v;
+    int n, cap;
+} CliList;
+void cli_list_push(CliList *l, const char *s);
+void cli_list_free(CliList *l);
+
+/* Finds the model file: opt (--model), else $GENRED_MODEL, else the installed
+ * GENRED_MODEL_INSTALL_DIR/genred.safetensors, else the source tree's models/. Returns 0 with
+ * the path in out, or -1 with "no model found; ..." in e. */
+int cli_model_path(const char *opt, char *out, size_t outsz, ErrMsg *e);
+/* cli_model_path + nn_model_load; prints `genred: ...` and returns NULL on failure. */
+NnModel *cli_model_open(const char *opt);
+
+/* Adds every audio file under each of paths to out (files named directly are added whatever
+ * their name; in folders only names decode_is_audio_name accepts), in sorted order, following
+ * symbolic links but never into a folder already visited (no loops, no duplicates).
+ * Prints `genred: PATH: reason` for what cannot be read and returns how many of those. */
+int cli_collect(char *const *paths, int n, CliList *out);
+
+/* Parses a whole decimal int in [lo, hi]; 0 or -1 (prints a usage error naming opt). */
+int cli_parse_int(const char *opt, const char *s, int lo, int hi, int *out);
+
+/* Writes s as a JSON string literal (with quotes). Bytes that are not valid UTF-8 become
+ * U+FFFD (one per byte), so the output is always valid JSON. */
+void cli_json_string(FILE *f, const char *s);
+
+/* `genred: PATH: reason` on stderr. */
+void cli_file_error(const char *path, const char *reason);
+
+/* mkdir -p. */
+int cli_mkdirs(const char *path, ErrMsg *e);
+
+#endif

@@ -1,0 +1,118 @@
+/* genred classify: prints the genre of each named file, in the order given, and writes
+ * nothing. Plain output is `PATH<TAB>GENRE<TAB>CONFIDENCE`; --json prints one object per line.
+ * A file that cannot be classified gets `genred: PATH: reason` on stderr; the rest go on. */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cliutil.h"
+#include "commands.h"
+#include "pipeline.h"
+
+static void help(FILE *f)
+{
+    fputs("usage: genred classify [OPTIONS] FILE...\n"
+          "\n"
+          "Prints PATH<TAB>GENRE<TAB>CONFIDENCE for each file (nothing is written to the files).\n"
+          "\n"
+          "  --json          one JSON object per line: path, genre (display name), label,\n"
+          "                  confidence, model, probabilities {label: p}, windows [[p...]...];\n"
+          "                  bytes of a path that are not UTF-8 are written as \\ufffd\n"
+          "  -m, --model FILE  model file (default: $GENRED_MODEL, then the installed model)\n"
+          "  -j, --jobs N    decoding threads (default: number of cores)\n"
+          "  -b, --batch N   tracks per CNN batch (default 16)\n"
+          "  -h, --help      this text\n"
+          "\n"
+          "Exit status: 0 all files classified, 1 some failed, 2 usage error or no model.\n",
+          f);
+}
+
+typedef struct Ctx {
+    const NnInfo *info;
+    int json;
+    int failed;
+} Ctx;
+
+static int on_result(const PipelineResult *r, void *user)
+{
+    Ctx *c = user;
+    if (!r->ok) {
+        fflush(stdout); /* keep stdout and stderr lines in input order on a terminal */
+        cli_file_error(r->path, r->err.msg);
+        c->failed++;
+        return 0;
+    }
+    const NnInfo *in = c->info;
+    if (!c->json) {
+        printf("%s\t%s\t%.3f\n", r->path, in->display_names[r->top], r->confidence);
+        return 0;
+    }
+    fputs("{\"path\":", stdout);
+    cli_json_string(stdout, r->path);
+    fputs(",\"genre\":", stdout);
+    cli_json_string(stdout, in->display_names[r->top]);
+    fputs(",\"label\":", stdout);
+    cli_json_string(stdout, in->labels[r->top]);
+    printf(",\"confidence\":%.6f,\"model\":", r->confidence);
+    cli_json_string(stdout, in->id);
+    fputs(",\"probabilities\":{", stdout);
+    for (int k = 0; k < r->n_labels; k++) {
+        if (k) fputc(',', stdout);
+        cli_json_string(stdout, in->labels[k]);
+        printf(":%.6f", r->probs[k]);
+    }
+    fputs("},\"windows\":[", stdout);
+    for (int w = 0; w < r->n_windows; w++) {
+        fputs(w ? ",[" : "[", stdout);
+        for (int k = 0; k < r->n_labels; k++)
+            printf(k ? ",%.6f" : "%.6f", r->window_probs[w * r->n_labels + k]);
+        fputc(']', stdout);
+    }
+    fputs("]}\n", stdout);
+    return 0;
+}
+
+int cmd_classify(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'J'},       {"model", required_argument, NULL, 'm'},
+        {"jobs", required_argument, NULL, 'j'}, {"batch", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    const char *model = NULL;
+    PipelineOptions po = {.jobs = 0, .batch = 16, .ordered = 1};
+    Ctx c = {0};
+    optind = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "m:j:b:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'J': c.json = 1; break;
+        case 'm': model = optarg; break;
+        case 'j':
+            if (cli_parse_int("--jobs", optarg, 1, 1024, &po.jobs)) return CLI_USAGE;
+            break;
+        case 'b':
+            if (cli_parse_int("--batch", optarg, 1, 4096, &po.batch)) return CLI_USAGE;
+            break;
+        case 'h': help(stdout); return CLI_OK;
+        default: help(stderr); return CLI_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fputs("genred classify: no FILE given\n", stderr);
+        help(stderr);
+        return CLI_USAGE;
+    }
+    NnModel *m = cli_model_open(model);
+    if (!m) return CLI_USAGE;
+    c.info = nn_model_info(m);
+    ErrMsg e = {{0}};
+    int rc = pipeline_classify(m, (const char *const *)argv + optind, argc - optind, &po,
+                               on_result, &c, &e);
+    if (rc < 0) {
+        fprintf(stderr, "genred: %s\n", e.msg);
+        c.failed++;
+    }
+    nn_model_free(m);
+    fflush(stdout);
+    return c.failed ? CLI_FAILED : CLI_OK;
+}

@@ -1,0 +1,303 @@
+/* genred tag: walks the given files and folders, classifies every audio file through the
+ * pipeline and writes GENRE / GENRED_CONFIDENCE / GENRED_MODEL with the tagger.
+ * With no path it tags a scratch copy of a free demo library (Debian's drascula-music),
+ * never the user's own files. Tag writes happen on the main thread, in the pipeline's
+ * callback, while the workers decode the next tracks. One bad file never stops the run. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cliutil.h"
+#include "commands.h"
+#include "pipeline.h"
+#include "tagger.h"
+
+#define DEMO_SOURCE "/usr/share/scummvm/drascula/audio"
+
+static void help(FILE *f)
+{
+    fputs("usage: genred tag [OPTIONS] [PATH...]\n"
+          "\n"
+          "Classifies every audio file in the given files and folders (recursively) and writes\n"
+          "its GENRE tag, plus GENRED_CONFIDENCE and GENRED_MODEL. A genre set by hand (one\n"
+          "without GENRED_CONFIDENCE) is kept unless --force. With no PATH, tags a copy of the\n"
+          "free drascula-music demo library in $XDG_CACHE_HOME/genred/demo-library.\n"
+          "\n"
+          "  -n, --dry-run   decide and print what would happen, write nothing\n"
+          "  -f, --force     also replace genres set by hand\n"
+          "  -m, --model FILE  model file (default: $GENRED_MODEL, then the installed model)\n"
+          "  -j, --jobs N    decoding threads (default: number of cores)\n"
+          "  -b, --batch N   tracks per CNN batch (default 16)\n"
+          "  -q, --quiet     print only errors\n"
+          "  -h, --help      this text\n"
+          "\n"
+          "Output: a progress bar on a terminal, else one line per file (tagged, unchanged,\n"
+          "kept, or an error on stderr), then a summary.\n"
+          "Exit status: 0 all files done, 1 some failed, 2 usage error or no model.\n",
+          f);
+}
+
+typedef struct Ctx {
+    const NnInfo *info;
+    int dry_run, force, quiet, bar;
+    int lines; /* one line per file on stdout: when it is not the terminal the bar is on */
+    int total, done;
+    int tagged, unchanged, kept, failed;
+    double t0;
+    int bar_shown;
+} Ctx;
+
+static void bar_clear(Ctx *c)
+{
+    if (c->bar_shown) fputs("\r\033[K", stderr);
+    c->bar_shown = 0;
+}
+
+static void bar_draw(Ctx *c)
+{
+    double el = common_now() - c->t0;
+    double rate = el > 0 ? c->done / el : 0;
+    int width = 30, fill = c->total ? (int)((double)width * c->done / c->total) : width;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    char eta[32] = "--:--";
+    if (rate > 0) {
+        int s = (int)((c->total - c->done) / rate + 0.5);
+        snprintf(eta, sizeof eta, "%d:%02d", s / 60, s % 60);
+    }
+    fprintf(stderr, "\r\033[K[%s] %d/%d  %.1f tracks/s  ETA %s  failed %d", bar, c->done, c->total,
+            rate, eta, c->failed);
+    fflush(stderr);
+    c->bar_shown = 1;
+}
+
+static int on_result(const PipelineResult *r, void *user)
+{
+    Ctx *c = user;
+    c->done++;
+    if (c->bar) bar_clear(c);
+    if (!r->ok) {
+        cli_file_error(r->path, r->err.msg);
+        c->failed++;
+    } else {
+        const char *genre = c->info->display_names[r->top];
+        TaggerWrite w = {.genre = genre,
+                         .confidence = r->confidence,
+                         .model_id = c->info->id,
+                         .force = c->force,
+                         .dry_run = c->dry_run};
+        int outcome = -1;
+        ErrMsg e = {{0}};
+        if (tagger_write(r->path, &w, &outcome, &e) != 0) {
+            cli_file_error(r->path, e.msg);
+            c->failed++;
+        } else if (outcome == TAGGER_WRITTEN) {
+            c->tagged++;
+            if (c->lines)
+                printf("%s %s %s %.3f\n", c->dry_run ? "would tag" : "tagged", r->path, genre,
+                       r->confidence);
+        } else if (outcome == TAGGER_UNCHANGED) {
+            c->unchanged++;
+            if (c->lines) printf("unchanged %s %s %.3f\n", r->path, genre, r->confidence);
+        } else {
+            c->kept++;
+            if (c->lines) {
+                TaggerInfo ti;
+                ErrMsg re = {{0}};
+                const char *old = tagger_read(r->path, &ti, &re) == 0 ? ti.genre : "?";
+                printf("kept %s %s (hand-set; genred says %s %.3f)\n", r->path, old, genre,
+                       r->confidence);
+            }
+        }
+    }
+    if (c->lines) fflush(stdout);
+    if (c->bar) bar_draw(c);
+    return 0;
+}
+
+/* Copies src to dst through a temp file and rename, so an interrupted copy is never
+ * mistaken for a finished one on the next run. */
+static int copy_file(const char *src, const char *dst, ErrMsg *e)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return err_set(e, "%s: %s", src, strerror(errno));
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", dst, (long)getpid()) >= (int)sizeof tmp) {
+        close(in);
+        return err_set(e, "%s: path too long", dst);
+    }
+    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+        close(in);
+        return err_set(e, "%s: %s", tmp, strerror(errno));
+    }
+    char buf[1 << 16];
+    ssize_t n;
+    int rc = 0;
+    while ((n = read(in, buf, sizeof buf)) > 0) {
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0) {
+                rc = err_set(e, "%s: %s", tmp, strerror(errno));
+                break;
+            }
+            off += w;
+        }
+        if (rc) break;
+    }
+    if (n < 0 && !rc) rc = err_set(e, "%s: %s", src, strerror(errno));
+    close(in);
+    if (close(out) != 0 && !rc) rc = err_set(e, "%s: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, dst) != 0) rc = err_set(e, "%s: %s", dst, strerror(errno));
+    if (rc) unlink(tmp);
+    return rc;
+}
+
+static int has_ogg_suffix(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 4 && strcmp(name + n - 4, ".ogg") == 0;
+}
+
+/* Fills dir with the demo library (copying only the files not there yet).
+ * Returns 0, or CLI_USAGE after saying how to install the package. */
+static int demo_library(char *dir, size_t dirsz, int quiet)
+{
+    const char *src = getenv("GENRED_DEMO_SOURCE"); /* tests point this at their own folder */
+    if (!src || !*src) src = DEMO_SOURCE;
+    DIR *d = opendir(src);
+    if (!d) {
+        fprintf(stderr,
+                "genred: no PATH given, and the demo library (%s) is not installed.\n"
+                "Install it with `sudo apt-get install drascula-music`, or tag your own folder:\n"
+                "`genred tag ~/Music` (add --dry-run to see what would change first).\n",
+                src);
+        return CLI_USAGE;
+    }
+    const char *cache = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    if (cache && *cache)
+        snprintf(dir, dirsz, "%s/genred/demo-library", cache);
+    else
+        snprintf(dir, dirsz, "%s/.cache/genred/demo-library", home && *home ? home : ".");
+    ErrMsg e = {{0}};
+    if (cli_mkdirs(dir, &e) != 0) {
+        closedir(d);
+        fprintf(stderr, "genred: %s\n", e.msg);
+        return CLI_FAILED;
+    }
+    int copied = 0, found = 0, rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!has_ogg_suffix(de->d_name)) continue;
+        found++;
+        char s[PATH_MAX], t[PATH_MAX];
+        if (snprintf(s, sizeof s, "%s/%s", src, de->d_name) >= (int)sizeof s ||
+            snprintf(t, sizeof t, "%s/%s", dir, de->d_name) >= (int)sizeof t)
+            continue;
+        /* Present means complete (copies are renamed into place) and maybe tagged by an
+         * earlier run, which changed its size: keep it, so a second run finds it unchanged. */
+        struct stat ts;
+        if (stat(t, &ts) == 0) continue;
+        if (copy_file(s, t, &e) != 0) {
+            fprintf(stderr, "genred: %s\n", e.msg);
+            rc = CLI_FAILED;
+            break;
+        }
+        copied++;
+    }
+    closedir(d);
+    if (rc) return rc;
+    if (!found) {
+        fprintf(stderr, "genred: no .ogg files in %s; install drascula-music or pass a PATH\n", src);
+        return CLI_USAGE;
+    }
+    if (!quiet)
+        fprintf(stderr,
+                "genred: no PATH given: tagging the demo library %s\n"
+                "        (%d tracks copied from %s%s; your own files are not touched)\n",
+                dir, found, src, copied ? "" : ", already there");
+    return 0;
+}
+
+int cmd_tag(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dry-run", no_argument, NULL, 'n'},    {"force", no_argument, NULL, 'f'},
+        {"model", required_argument, NULL, 'm'}, {"jobs", required_argument, NULL, 'j'},
+        {"batch", required_argument, NULL, 'b'}, {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    const char *model = NULL;
+    PipelineOptions po = {.jobs = 0, .batch = 16, .ordered = 0};
+    Ctx c = {0};
+    optind = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "nfm:j:b:qh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'n': c.dry_run = 1; break;
+        case 'f': c.force = 1; break;
+        case 'm': model = optarg; break;
+        case 'j':
+            if (cli_parse_int("--jobs", optarg, 1, 1024, &po.jobs)) return CLI_USAGE;
+            break;
+        case 'b':
+            if (cli_parse_int("--batch", optarg, 1, 4096, &po.batch)) return CLI_USAGE;
+            break;
+        case 'q': c.quiet = 1; break;
+        case 'h': help(stdout); return CLI_OK;
+        default: help(stderr); return CLI_USAGE;
+        }
+    }
+    /* Load the model before touching anything, so a missing model costs no copying. */
+    NnModel *m = cli_model_open(model);
+    if (!m) return CLI_USAGE;
+    c.info = nn_model_info(m);
+
+    char demo[PATH_MAX];
+    char *demo_argv[1] = {demo};
+    char *const *paths = argv + optind;
+    int n_paths = argc - optind;
+    if (n_paths == 0) {
+        int rc = demo_library(demo, sizeof demo, c.quiet);
+        if (rc) {
+            nn_model_free(m);
+            return rc;
+        }
+        paths = demo_argv;
+        n_paths = 1;
+    }
+
+    CliList files = {0};
+    int walk_errors = cli_collect(paths, n_paths, &files);
+    c.failed = walk_errors;
+    c.total = files.n;
+    c.bar = !c.quiet && isatty(STDERR_FILENO);
+    c.lines = !c.quiet && !(c.bar && isatty(STDOUT_FILENO));
+    c.t0 = common_now();
+    ErrMsg e = {{0}};
+    if (pipeline_classify(m, (const char *const *)files.v, files.n, &po, on_result, &c, &e) < 0) {
+        fprintf(stderr, "genred: %s\n", e.msg);
+        c.failed++;
+    }
+    if (c.bar) bar_clear(&c);
+    double el = common_now() - c.t0;
+    if (!c.quiet) {
+        printf("%s %d, unchanged %d, kept hand-set genre %d, failed %d: %d files in %.1f s "
+               "(%.2f tracks/s)%s\n",
+               c.dry_run ? "would tag" : "tagged", c.tagged, c.unchanged, c.kept, c.failed,
+               files.n, el, el > 0 ? files.n / el : 0.0, c.dry_run ? "; dry run, nothing written" : "");
+    }
+    fflush(stdout);
+    cli_list_free(&files);
+    nn_model_free(m);
+    return c.failed ? CLI_FAILED : CLI_OK;
+}
