@@ -6,7 +6,7 @@ PKGS=(
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
   libtag1-dev libfftw3-dev libopenblas-dev libjansson-dev nettle-dev libcairo2-dev
   libconfig-dev libsqlite3-dev libsystemd-dev
-  ffmpeg sox libsox-fmt-all wavpack
+  ffmpeg sox libsox-fmt-all wavpack mpd mpc
   python3 python3-numpy python3-scipy python3-mutagen
 )
 missing=()

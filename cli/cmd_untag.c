@@ -1,0 +1,131 @@
+/* genred untag: undoes genred on the named files: GENRE goes back to what it was before
+ * genred first wrote one (from the state database), GENRED_CONFIDENCE and GENRED_MODEL are
+ * removed, and the file's row is forgotten. A file whose genre was set by hand after genred
+ * (no GENRED_CONFIDENCE now) keeps it; only the row is dropped. Folders are not walked: name
+ * the files. A running daemon sees the write and, having no row, classifies the file again:
+ * stop it, or take the file out of its libraries, first. */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cliutil.h"
+#include "commands.h"
+#include "config.h"
+#include "state.h"
+#include "tagger.h"
+
+static void help(FILE *f)
+{
+    fputs("usage: genred untag [OPTIONS] FILE...\n"
+          "\n"
+          "Restores the genre each FILE had before genred tagged it (or removes genred's genre\n"
+          "when it had none), removes GENRED_CONFIDENCE and GENRED_MODEL, and forgets the file\n"
+          "in the state database. A genre set by hand since is kept.\n"
+          "\n"
+          "  -c, --config FILE  config file naming the database (state.path)\n"
+          "  -s, --state FILE   the state database (default: state.path of the config)\n"
+          "  -n, --dry-run      say what would happen, change nothing\n"
+          "  -q, --quiet        print only errors\n"
+          "  -h, --help         this text\n"
+          "\n"
+          "Exit status: 0 all done, 1 some file failed, 2 usage error.\n",
+          f);
+}
+
+/* Returns 0 or 1 (failed). */
+static int untag_one(State *s, const char *arg, int dry, int quiet)
+{
+    char abs[PATH_MAX];
+    const char *path = realpath(arg, abs) ? abs : arg;
+    ErrMsg e = {{0}};
+    TaggerInfo ti;
+    if (tagger_read(path, &ti, &e) != 0) {
+        cli_file_error(arg, e.msg);
+        return 1;
+    }
+    StateRow row = {0};
+    int found = state_lookup(s, path, &row, &e);
+    if (found < 0) {
+        cli_file_error(arg, e.msg);
+        return 1;
+    }
+    int ours = ti.confidence[0] != '\0' || ti.model[0] != '\0';
+    if (!found && !ours) {
+        cli_file_error(arg, "not tagged by genred");
+        return 1;
+    }
+    const char *prev = found && row.previous_known && row.previous_genre ? row.previous_genre : "";
+    int rc = 0;
+    if (ours) {
+        if (!dry && tagger_restore(path, prev, &e) != 0) {
+            cli_file_error(arg, e.msg);
+            rc = 1;
+        } else if (!quiet) {
+            if (*prev)
+                printf("%s %s: genre %s -> %s\n", dry ? "would restore" : "restored", arg,
+                       ti.genre, prev);
+            else
+                printf("%s %s: genre %s removed\n", dry ? "would untag" : "untagged", arg,
+                       ti.genre);
+        }
+    } else if (!quiet) {
+        printf("%s %s: genre %s was set by hand since; kept\n", dry ? "would forget" : "forgot",
+               arg, ti.genre);
+    }
+    if (!rc && found && !dry && state_forget(s, path, &e) < 0) {
+        cli_file_error(arg, e.msg);
+        rc = 1;
+    }
+    if (found) state_row_clear(&row);
+    return rc;
+}
+
+int cmd_untag(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"state", required_argument, NULL, 's'},
+        {"dry-run", no_argument, NULL, 'n'},      {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *state_path = NULL;
+    int dry = 0, quiet = 0;
+    optind = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:s:nqh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': config_path = optarg; break;
+        case 's': state_path = optarg; break;
+        case 'n': dry = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': help(stdout); return CLI_OK;
+        default: help(stderr); return CLI_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        help(stderr);
+        return CLI_USAGE;
+    }
+    Config c;
+    ErrMsg e = {{0}};
+    if (config_load(&c, config_path, &e) != 0) {
+        fprintf(stderr, "genred: %s\n", e.msg);
+        return CLI_USAGE;
+    }
+    char *path = xstrdup(state_path ? state_path : c.state_path);
+    config_free(&c);
+    /* Created when missing: untag then still removes genred's tags from files it never
+     * recorded (tagged by `genred tag`). */
+    State *s = state_open(path, true, &e);
+    if (!s) {
+        fprintf(stderr, "genred: %s: %s\n", path, e.msg);
+        free(path);
+        return CLI_FAILED;
+    }
+    int failed = 0;
+    for (int i = optind; i < argc; i++) failed += untag_one(s, argv[i], dry, quiet);
+    state_close(s);
+    free(path);
+    return failed ? CLI_FAILED : CLI_OK;
+}
