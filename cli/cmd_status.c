@@ -17,7 +17,8 @@ static void help(FILE *f)
     fputs("usage: genred status [OPTIONS]\n"
           "\n"
           "Prints what the state database of `genred watch` knows: how many files are tagged and\n"
-          "how many failed, the latest results and the latest errors.\n"
+          "how many failed, how many you untagged (`genred untag`: left alone until they\n"
+          "change), the latest results, errors and untagged files.\n"
           "\n"
           "  -c, --config FILE  config file naming the database (state.path)\n"
           "  -s, --state FILE   the state database (default: state.path of the config)\n"
@@ -51,7 +52,8 @@ static int print_row(const StateRow *r, void *ud)
         fputs(o->first ? "\n    {\"path\": " : ",\n    {\"path\": ", stdout);
         o->first = 0;
         cli_json_string(stdout, r->path);
-        printf(", \"status\": \"%s\", \"genre\": ", r->status == STATE_OK ? "ok" : "error");
+        printf(", \"status\": \"%s\", \"genre\": ",
+               r->excluded ? "untagged" : r->status == STATE_OK ? "ok" : "error");
         if (r->genre) cli_json_string(stdout, r->genre); else fputs("null", stdout);
         printf(", \"confidence\": %.3f, \"model\": ", r->confidence);
         cli_json_string(stdout, r->model ? r->model : "");
@@ -59,9 +61,11 @@ static int print_row(const StateRow *r, void *ud)
         if (r->previous_known) cli_json_string(stdout, r->previous_genre ? r->previous_genre : "");
         else fputs("null", stdout);
         fputs(", \"error\": ", stdout);
-        if (r->status == STATE_ERROR) cli_json_string(stdout, r->error ? r->error : "");
+        if (r->status == STATE_ERROR && !r->excluded) cli_json_string(stdout, r->error ? r->error : "");
         else fputs("null", stdout);
         printf(", \"runs\": %lld, \"time\": %.3f}", (long long)r->runs, r->time);
+    } else if (r->excluded) {
+        printf("  %s  %-12s %5s  %s\n", when(r->time, tb, sizeof tb), "(untagged)", "", r->path);
     } else if (r->status == STATE_OK) {
         printf("  %s  %-12s %.3f  %s\n", when(r->time, tb, sizeof tb), r->genre ? r->genre : "-",
                r->confidence, r->path);
@@ -144,17 +148,19 @@ int cmd_status(int argc, char **argv)
     if (o.json) {
         fputs("{\n  \"state\": ", stdout);
         cli_json_string(stdout, path);
-        printf(",\n  \"total\": %lld, \"ok\": %lld, \"errors\": %lld", (long long)n.total,
-               (long long)n.ok, (long long)n.error);
+        printf(",\n  \"total\": %lld, \"ok\": %lld, \"errors\": %lld, \"untagged\": %lld",
+               (long long)n.total, (long long)n.ok, (long long)n.error, (long long)n.excluded);
     } else {
-        printf("state %s\n%lld files: %lld tagged, %lld failed\n", path, (long long)n.total,
-               (long long)n.ok, (long long)n.error);
+        printf("state %s\n%lld files: %lld tagged, %lld failed, %lld untagged\n", path,
+               (long long)n.total, (long long)n.ok, (long long)n.error, (long long)n.excluded);
     }
     if (all) {
         if (list(s, STATE_LIST_ALL, 0, &o, "files", "files") < 0) rc = CLI_FAILED;
     } else if (last > 0) {
         if (list(s, STATE_LIST_RECENT, last, &o, "recent", "latest results") < 0 ||
-            list(s, STATE_LIST_ERRORS, last, &o, "recent_errors", "latest errors") < 0)
+            list(s, STATE_LIST_ERRORS, last, &o, "recent_errors", "latest errors") < 0 ||
+            list(s, STATE_LIST_EXCLUDED, last, &o, "recent_untagged",
+                 "untagged (left alone until they change)") < 0)
             rc = CLI_FAILED;
     }
     if (o.json) fputs("\n}\n", stdout);

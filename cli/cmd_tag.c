@@ -2,7 +2,10 @@
  * pipeline and writes GENRE / GENRED_CONFIDENCE / GENRED_MODEL with the tagger.
  * With no path it tags a scratch copy of a free demo library (Debian's drascula-music),
  * never the user's own files. Tag writes happen on the main thread, in the pipeline's
- * callback, while the workers decode the next tracks. One bad file never stops the run. */
+ * callback, while the workers decode the next tracks. One bad file never stops the run.
+ * Like the daemon it runs the hooks of the config (hooks.d and hooks.commands) once per file,
+ * with the same GENRED_* environment; they start as results arrive (at most hooks.max_running
+ * at once) and the command waits for all of them before it exits. A dry run fires none. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +19,8 @@
 
 #include "cliutil.h"
 #include "commands.h"
+#include "config.h"
+#include "hooks.h"
 #include "pipeline.h"
 #include "tagger.h"
 
@@ -36,6 +41,9 @@ static void help(FILE *f)
           "  -j, --jobs N    decoding threads (default: number of cores)\n"
           "  -b, --batch N   tracks per CNN batch (default 16)\n"
           "  -q, --quiet     print only errors\n"
+          "  -c, --config FILE  config file for the hooks (default $XDG_CONFIG_HOME/genred/\n"
+          "                  genred.conf, then /etc/genred.conf)\n"
+          "      --no-hooks  run no hooks (hooks.d and hooks.commands of the config)\n"
           "  -h, --help      this text\n"
           "\n"
           "Output: a progress bar on a terminal, else one line per file (tagged, unchanged,\n"
@@ -46,6 +54,7 @@ static void help(FILE *f)
 
 typedef struct Ctx {
     const NnInfo *info;
+    Hooks *hooks; /* NULL: --no-hooks or --dry-run */
     int dry_run, force, quiet, bar;
     int lines; /* one line per file on stdout: when it is not the terminal the bar is on */
     int total, done;
@@ -79,6 +88,27 @@ static void bar_draw(Ctx *c)
     c->bar_shown = 1;
 }
 
+/* Queues the hooks of one result (they start now if the bound allows) and lets the ones
+ * already running make progress, so a long run does not pile up finished children. */
+static void submit_hook(Ctx *c, const PipelineResult *r, enum HooksEvent ev, const char *genre,
+                        const char *previous)
+{
+    if (!c->hooks) return;
+    char top[256] = "";
+    if (r->ok)
+        hooks_format_top(top, sizeof top, (const char *const *)c->info->labels, r->probs,
+                         (size_t)r->n_labels, 3);
+    HooksResult hr = {.path = r->path,
+                      .event = ev,
+                      .genre = genre,
+                      .confidence = r->ok ? r->confidence : 0.0,
+                      .top = top,
+                      .previous_genre = previous,
+                      .model = c->info->id};
+    hooks_submit(c->hooks, &hr);
+    hooks_dispatch(c->hooks);
+}
+
 static int on_result(const PipelineResult *r, void *user)
 {
     Ctx *c = user;
@@ -87,37 +117,46 @@ static int on_result(const PipelineResult *r, void *user)
     if (!r->ok) {
         cli_file_error(r->path, r->err.msg);
         c->failed++;
-    } else {
-        const char *genre = c->info->display_names[r->top];
-        TaggerWrite w = {.genre = genre,
-                         .confidence = r->confidence,
-                         .model_id = c->info->id,
-                         .force = c->force,
-                         .dry_run = c->dry_run};
-        int outcome = -1;
-        ErrMsg e = {{0}};
-        if (tagger_write(r->path, &w, &outcome, &e) != 0) {
-            cli_file_error(r->path, e.msg);
-            c->failed++;
-        } else if (outcome == TAGGER_WRITTEN) {
-            c->tagged++;
-            if (c->lines)
-                printf("%s %s %s %.3f\n", c->dry_run ? "would tag" : "tagged", r->path, genre,
-                       r->confidence);
-        } else if (outcome == TAGGER_UNCHANGED) {
-            c->unchanged++;
-            if (c->lines) printf("unchanged %s %s %.3f\n", r->path, genre, r->confidence);
-        } else {
-            c->kept++;
-            if (c->lines) {
-                TaggerInfo ti;
-                ErrMsg re = {{0}};
-                const char *old = tagger_read(r->path, &ti, &re) == 0 ? ti.genre : "?";
-                printf("kept %s %s (hand-set; genred says %s %.3f)\n", r->path, old, genre,
-                       r->confidence);
-            }
-        }
+        submit_hook(c, r, HOOKS_ERROR, NULL, NULL);
+        goto out;
     }
+    const char *genre = c->info->display_names[r->top];
+    /* Read before the write: what was there is the kept genre and, when it was not genred's
+     * own (no GENRED_CONFIDENCE), the hooks' GENRED_PREVIOUS_GENRE. */
+    TaggerInfo before;
+    ErrMsg re = {{0}};
+    int have_before = tagger_read(r->path, &before, &re) == 0;
+    const char *prev = have_before && !before.confidence[0] ? before.genre : "";
+    TaggerWrite w = {.genre = genre,
+                     .confidence = r->confidence,
+                     .model_id = c->info->id,
+                     .force = c->force,
+                     .dry_run = c->dry_run};
+    int outcome = -1;
+    ErrMsg e = {{0}};
+    if (tagger_write(r->path, &w, &outcome, &e) != 0) {
+        cli_file_error(r->path, e.msg);
+        c->failed++;
+        submit_hook(c, r, HOOKS_ERROR, NULL, NULL);
+    } else if (outcome == TAGGER_WRITTEN) {
+        c->tagged++;
+        if (c->lines)
+            printf("%s %s %s %.3f\n", c->dry_run ? "would tag" : "tagged", r->path, genre,
+                   r->confidence);
+        submit_hook(c, r, HOOKS_TAGGED, genre, prev);
+    } else if (outcome == TAGGER_UNCHANGED) {
+        c->unchanged++;
+        if (c->lines) printf("unchanged %s %s %.3f\n", r->path, genre, r->confidence);
+        submit_hook(c, r, HOOKS_UNCHANGED, genre, prev);
+    } else {
+        const char *old = have_before ? before.genre : "?";
+        c->kept++;
+        if (c->lines)
+            printf("kept %s %s (hand-set; genred says %s %.3f)\n", r->path, old, genre,
+                   r->confidence);
+        submit_hook(c, r, HOOKS_UNCHANGED, have_before ? before.genre : NULL, prev);
+    }
+out:
     if (c->lines) fflush(stdout);
     if (c->bar) bar_draw(c);
     return 0;
@@ -234,14 +273,16 @@ int cmd_tag(int argc, char **argv)
         {"dry-run", no_argument, NULL, 'n'},    {"force", no_argument, NULL, 'f'},
         {"model", required_argument, NULL, 'm'}, {"jobs", required_argument, NULL, 'j'},
         {"batch", required_argument, NULL, 'b'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},       {"config", required_argument, NULL, 'c'},
+        {"no-hooks", no_argument, NULL, 'N'},   {NULL, 0, NULL, 0},
     };
-    const char *model = NULL;
+    const char *model = NULL, *config_path = NULL;
+    int no_hooks = 0;
     PipelineOptions po = {.jobs = 0, .batch = 16, .ordered = 0};
     Ctx c = {0};
     optind = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "nfm:j:b:qh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "nfm:j:b:qc:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'n': c.dry_run = 1; break;
         case 'f': c.force = 1; break;
@@ -253,13 +294,40 @@ int cmd_tag(int argc, char **argv)
             if (cli_parse_int("--batch", optarg, 1, 4096, &po.batch)) return CLI_USAGE;
             break;
         case 'q': c.quiet = 1; break;
+        case 'c': config_path = optarg; break;
+        case 'N': no_hooks = 1; break;
         case 'h': help(stdout); return CLI_OK;
         default: help(stderr); return CLI_USAGE;
         }
     }
+    /* The config only for its hooks; a bad one is a usage error before any work. */
+    Config cfg;
+    ErrMsg e = {{0}};
+    if (config_load(&cfg, config_path, &e) != 0) {
+        fprintf(stderr, "genred: %s\n", e.msg);
+        return CLI_USAGE;
+    }
+    if (!no_hooks && !c.dry_run) {
+        HooksOptions ho = {.dir = cfg.hooks_dir,
+                           .commands = (const char *const *const *)cfg.hooks_commands.argv,
+                           .n_commands = cfg.hooks_commands.n,
+                           .timeout_ms = (int)(cfg.hooks_timeout_s * 1000.0),
+                           .grace_ms = 2000,
+                           .max_running = cfg.hooks_max_running};
+        c.hooks = hooks_new(&ho, &e);
+        if (!c.hooks) {
+            fprintf(stderr, "genred: hooks: %s\n", e.msg);
+            config_free(&cfg);
+            return CLI_FAILED;
+        }
+    }
+    config_free(&cfg); /* hooks_new copied what it needs */
     /* Load the model before touching anything, so a missing model costs no copying. */
     NnModel *m = cli_model_open(model);
-    if (!m) return CLI_USAGE;
+    if (!m) {
+        hooks_free(c.hooks);
+        return CLI_USAGE;
+    }
     c.info = nn_model_info(m);
 
     char demo[PATH_MAX];
@@ -270,6 +338,7 @@ int cmd_tag(int argc, char **argv)
         int rc = demo_library(demo, sizeof demo, c.quiet);
         if (rc) {
             nn_model_free(m);
+            hooks_free(c.hooks);
             return rc;
         }
         paths = demo_argv;
@@ -283,7 +352,6 @@ int cmd_tag(int argc, char **argv)
     c.bar = !c.quiet && isatty(STDERR_FILENO);
     c.lines = !c.quiet && !(c.bar && isatty(STDOUT_FILENO));
     c.t0 = common_now();
-    ErrMsg e = {{0}};
     if (pipeline_classify(m, (const char *const *)files.v, files.n, &po, on_result, &c, &e) < 0) {
         fprintf(stderr, "genred: %s\n", e.msg);
         c.failed++;
@@ -297,6 +365,14 @@ int cmd_tag(int argc, char **argv)
                files.n, el, el > 0 ? files.n / el : 0.0, c.dry_run ? "; dry run, nothing written" : "");
     }
     fflush(stdout);
+    if (c.hooks) {
+        hooks_run_all(c.hooks); /* the tags are written; now wait for the last hooks */
+        HooksStats hs = hooks_stats(c.hooks);
+        if (hs.failed)
+            fprintf(stderr, "genred: hooks: %lu of %lu failed (%lu timed out); see above\n",
+                    hs.failed, hs.started, hs.timed_out);
+        hooks_free(c.hooks);
+    }
     cli_list_free(&files);
     nn_model_free(m);
     return c.failed ? CLI_FAILED : CLI_OK;

@@ -1,14 +1,18 @@
 /* genred untag: undoes genred on the named files: GENRE goes back to what it was before
  * genred first wrote one (from the state database), GENRED_CONFIDENCE and GENRED_MODEL are
- * removed, and the file's row is forgotten. A file whose genre was set by hand after genred
- * (no GENRED_CONFIDENCE now) keeps it; only the row is dropped. Folders are not walked: name
- * the files. A running daemon sees the write and, having no row, classifies the file again:
- * stop it, or take the file out of its libraries, first. */
+ * removed, and the file's row is marked untagged (state_exclude): `genred watch` then leaves it
+ * alone, running or not, until its content changes. A file whose genre was set by hand after
+ * genred (no GENRED_CONFIDENCE now) keeps it and is marked too. Folders are not walked: name
+ * the files. The mark goes in before the tag write (size -1: "being untagged") and is completed
+ * with the file's new size, mtime and fingerprint after it, so a daemon that sees the write in
+ * between finds the file left alone too. */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cliutil.h"
 #include "commands.h"
@@ -23,6 +27,7 @@ static void help(FILE *f)
           "Restores the genre each FILE had before genred tagged it (or removes genred's genre\n"
           "when it had none), removes GENRED_CONFIDENCE and GENRED_MODEL, and forgets the file\n"
           "in the state database. A genre set by hand since is kept.\n"
+          "`genred watch` leaves an untagged file alone until its content changes.\n"
           "\n"
           "  -c, --config FILE  config file naming the database (state.path)\n"
           "  -s, --state FILE   the state database (default: state.path of the config)\n"
@@ -58,6 +63,11 @@ static int untag_one(State *s, const char *arg, int dry, int quiet)
     }
     const char *prev = found && row.previous_known && row.previous_genre ? row.previous_genre : "";
     int rc = 0;
+    if (!dry && state_exclude(s, path, -1, -1, NULL, &e) != 0) {
+        cli_file_error(arg, e.msg);
+        if (found) state_row_clear(&row);
+        return 1;
+    }
     if (ours) {
         if (!dry && tagger_restore(path, prev, &e) != 0) {
             cli_file_error(arg, e.msg);
@@ -70,13 +80,25 @@ static int untag_one(State *s, const char *arg, int dry, int quiet)
                 printf("%s %s: genre %s removed\n", dry ? "would untag" : "untagged", arg,
                        ti.genre);
         }
+    } else if (!quiet && found && row.excluded) {
+        printf("%s: already untagged\n", arg);
     } else if (!quiet) {
         printf("%s %s: genre %s was set by hand since; kept\n", dry ? "would forget" : "forgot",
                arg, ti.genre);
     }
-    if (!rc && found && !dry && state_forget(s, path, &e) < 0) {
-        cli_file_error(arg, e.msg);
-        rc = 1;
+    if (!dry) {
+        /* Completed even when the restore failed: the file is as it was, and left alone until
+         * it changes (a failed write changes nothing). */
+        struct stat st;
+        char fp[STATE_FINGERPRINT_SIZE];
+        e.msg[0] = '\0';
+        if (stat(path, &st) != 0 || state_fingerprint(path, fp, &e) != 0 ||
+            state_exclude(s, path, st.st_size,
+                          (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, fp,
+                          &e) != 0) {
+            cli_file_error(arg, e.msg[0] ? e.msg : strerror(errno));
+            rc = 1;
+        }
     }
     if (found) state_row_clear(&row);
     return rc;

@@ -8,6 +8,7 @@
 #include "daemon.h"
 
 #include <dirent.h>
+#include <link.h>
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -362,6 +364,7 @@ typedef struct Daemon {
     uint64_t watchdog_usec;
     double next_watchdog;
     unsigned long n_batches, n_results;
+    double release_at; /* when to hand idle memory back (release_idle_memory); 0: not due */
 } Daemon;
 
 static void submit_hook(Daemon *d, const char *path, enum HooksEvent ev, const char *genre,
@@ -690,6 +693,45 @@ static void reload(Daemon *d)
 
 /* ---- the loop ---- */
 
+/* ---- memory while idle ---- */
+
+/* Seconds of idleness after a batch before the daemon hands back the library code it paged in.
+ * Long enough that a burst of copies (one batch after another) does not pay for re-reading the
+ * codecs, short enough that a daemon idle for hours holds only what it needs to wait. */
+#define IDLE_RELEASE_S 10.0
+
+static int pageout_segments(struct dl_phdr_info *info, size_t size, void *ud)
+{
+    (void)size;
+    size_t *bytes = ud;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        /* Read-only and executable segments only: their pages are clean copies of the file,
+         * dropped at no cost and faulted back from the page cache or disk when next needed.
+         * Writable ones hold relocated data (anonymous copies) and are left alone. */
+        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) || !ph->p_memsz) continue;
+        uintptr_t lo = (info->dlpi_addr + ph->p_vaddr) & ~(page - 1);
+        uintptr_t hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + page - 1) & ~(page - 1);
+        if (madvise((void *)lo, hi - lo, MADV_PAGEOUT) == 0) *bytes += hi - lo;
+    }
+    return 0;
+}
+
+/* An idle daemon needs its model, its queues and the code of the loop, not the ~150 shared
+ * libraries FFmpeg, TagLib, FFTW and OpenBLAS bring along, whose touched code pages would
+ * otherwise stay resident for good (decoders, codelets, GEMM kernels). MADV_PAGEOUT reclaims
+ * those of them that no other process maps (the kernel skips shared pages), so this frees real
+ * memory, not just our accounting; the next batch faults back what it uses. Heap pages freed
+ * since the last trim go back too. Kernels before 5.4 reject MADV_PAGEOUT: nothing happens. */
+static void release_idle_memory(void)
+{
+    malloc_trim(0);
+    size_t bytes = 0;
+    dl_iterate_phdr(pageout_segments, &bytes);
+    log_debug("idle: advised %zu KiB of library code out", bytes / 1024);
+}
+
 static void start_batch(Daemon *d)
 {
     int max = d->cfg.batch_max_tracks;
@@ -755,6 +797,7 @@ static void finish_batch(Daemon *d)
     /* The decode and mel buffers of the batch's threads are free now; give the pages back so
      * an idle daemon's RSS is the model and the libraries, not the last batch's peak. */
     malloc_trim(0);
+    d->release_at = common_now() + IDLE_RELEASE_S;
     Paths later = d->deferred;
     d->deferred = (Paths){0};
     for (size_t i = 0; i < later.n; i++) consider(d, later.v[i]);
@@ -782,6 +825,11 @@ static void arm_timer(Daemon *d)
         double b = d->first_queued + d->cfg.batch_max_wait_ms / 1000.0 - now;
         if (b < 0) b = 0;
         if (wait < 0 || b < wait) wait = b;
+    }
+    if (d->release_at > 0) {
+        double r = d->release_at - now;
+        if (r < 0) r = 0;
+        if (wait < 0 || r < wait) wait = r;
     }
     if (d->watchdog_usec) {
         double w = d->next_watchdog - now;
@@ -892,6 +940,13 @@ int daemon_run(const DaemonOptions *o, ErrMsg *e)
     Daemon *d = &dd;
     int rc = -1;
     if (!o->model_path) return err_set(e, "no model resolver");
+    /* Before any thread exists. Two arenas: the batch thread and the pipeline's decoders would
+     * otherwise each grow a 64 MiB-reserved arena of their own that malloc_trim only partly
+     * empties. A fixed mmap threshold: glibc's adaptive one rises after the first large free,
+     * after which decode and mel buffers of a few MiB come from the heap and stay resident
+     * between batches; mmap'ed, they go back to the kernel on free(). */
+    mallopt(M_ARENA_MAX, 2);
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     if (load_config(o, &d->cfg, e) != 0) return -1;
     common_log_level = d->cfg.log_level;
     ErrMsg why = {{0}};
@@ -908,6 +963,7 @@ int daemon_run(const DaemonOptions *o, ErrMsg *e)
     scan_all(d);
     if (sd_watchdog_enabled(0, &d->watchdog_usec) <= 0) d->watchdog_usec = 0;
     d->next_watchdog = common_now() + d->watchdog_usec / 2e6;
+    d->release_at = common_now() + IDLE_RELEASE_S; /* start-up paged in code too */
     sd_notifyf(0, "READY=1\nSTATUS=watching; %zu files queued", d->queued.n);
     log_info("ready: %zu files queued", d->queued.n);
 
@@ -916,6 +972,12 @@ int daemon_run(const DaemonOptions *o, ErrMsg *e)
         drain_watch(d);
         double now = common_now();
         if (batch_due(d, now)) start_batch(d);
+        if (d->batch || d->queued.n) {
+            d->release_at = 0; /* busy: the next finished batch schedules it again */
+        } else if (d->release_at > 0 && now >= d->release_at) {
+            d->release_at = 0;
+            release_idle_memory();
+        }
         if (d->stop && !d->batch) break;
         if (d->watchdog_usec && now >= d->next_watchdog) {
             sd_notify(0, "WATCHDOG=1");

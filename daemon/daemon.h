@@ -4,7 +4,10 @@
  * What it is: one epoll loop (redis style) over the inotify watcher, a signalfd (SIGTERM, SIGINT,
  * SIGHUP), one timerfd (debounce, batch wait, hook timeouts, systemd watchdog), the hooks' fd and
  * an eventfd that a batch thread writes when its batch is done. Signals only set flags; the loop
- * does the work. With nothing to do it sleeps in epoll_wait with no timeout (0 wakeups/s).
+ * does the work. With nothing to do it sleeps in epoll_wait with no timeout (0 wakeups/s), after
+ * one last wakeup 10 s into its idleness that hands memory back (freed heap, and the shared
+ * libraries' code pages no other process maps, with MADV_PAGEOUT): idle RSS is about the model,
+ * the relocated library data and the loop, not the last batch's peak.
  * Start-up and every rescan walk the libraries and queue only what the state database says needs
  * work (size, mtime, fingerprint, model id). Queued files (deduplicated) run in batches through
  * pipeline_classify on ONE batch thread at a time; that thread writes the tags and records each

@@ -21,6 +21,8 @@ struct State {
     sqlite3 *db;
 };
 
+/* The v2 table; v3 adds `untagged` (schema_v3_delta) to it, for new and old files alike. The
+ * column is not called "excluded": that name is the upsert's row in ON CONFLICT clauses. */
 static const char schema_v2[] =
     "CREATE TABLE tracks ("
     " path BLOB PRIMARY KEY NOT NULL,"
@@ -39,9 +41,12 @@ static const char schema_v2[] =
     " runs INTEGER NOT NULL DEFAULT 1);"
     "CREATE INDEX tracks_time ON tracks(time);";
 
+static const char schema_v3_delta[] =
+    "ALTER TABLE tracks ADD COLUMN untagged INTEGER NOT NULL DEFAULT 0 CHECK (untagged IN (0, 1));";
+
 #define ROW_COLUMNS                                                                                \
     "path, size, mtime_ns, fingerprint, status, genre, confidence, probs, model, "                \
-    "previous_genre, previous_known, error, time, runs"
+    "previous_genre, previous_known, error, time, runs, untagged"
 
 static int db_err(State *s, ErrMsg *e, const char *what)
 {
@@ -131,6 +136,7 @@ static void read_row(sqlite3_stmt *st, StateRow *r)
     r->error = column_dup(st, 11);
     r->time = sqlite3_column_double(st, 12);
     r->runs = sqlite3_column_int64(st, 13);
+    r->excluded = sqlite3_column_int(st, 14) != 0;
 }
 
 void state_row_clear(StateRow *r)
@@ -183,6 +189,8 @@ int state_migrate(State *s, ErrMsg *e)
                  e) != 0)
             goto fail;
     }
+    /* v2 -> v3 (and on from the v2 table just made): nothing was excluded before. */
+    if (exec(s, schema_v3_delta, e) != 0) goto fail;
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STATE_SCHEMA_VERSION);
     if (exec(s, sql, e) != 0 || exec(s, "COMMIT", e) != 0) goto fail;
@@ -316,6 +324,14 @@ int state_needs_work(State *s, const char *path, int64_t size, int64_t mtime_ns,
     StateRow r;
     int found = state_lookup(s, path, &r, e);
     if (found <= 0) return found < 0 ? -1 : 1;
+    if (r.excluded) {
+        int same = r.size < 0 ||
+                   (r.size == size &&
+                    (r.mtime_ns == mtime_ns ||
+                     (fingerprint && r.fingerprint[0] && strcmp(r.fingerprint, fingerprint) == 0)));
+        state_row_clear(&r);
+        return !same;
+    }
     int done = strcmp(r.model ? r.model : "", model ? model : "") == 0 && r.size == size &&
                (r.mtime_ns == mtime_ns ||
                 (fingerprint && r.fingerprint[0] && strcmp(r.fingerprint, fingerprint) == 0));
@@ -358,7 +374,7 @@ int state_record_result(State *s, const StateResult *r, ErrMsg *e)
         " previous_genre = CASE WHEN excluded.previous_known THEN excluded.previous_genre"
         "   ELSE tracks.previous_genre END,"
         " previous_known = (excluded.previous_known OR tracks.previous_known),"
-        " error = NULL, time = excluded.time, runs = tracks.runs + 1",
+        " error = NULL, time = excluded.time, runs = tracks.runs + 1, untagged = 0",
         e);
     if (!st) return -1;
     bind_path(st, 1, r->path);
@@ -384,7 +400,7 @@ int state_record_error(State *s, const char *path, int64_t size, int64_t mtime_n
         " VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, 1)"
         " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
         " fingerprint = excluded.fingerprint, status = 1, model = excluded.model,"
-        " error = excluded.error, time = excluded.time, runs = tracks.runs + 1",
+        " error = excluded.error, time = excluded.time, runs = tracks.runs + 1, untagged = 0",
         e);
     if (!st) return -1;
     bind_path(st, 1, path);
@@ -394,6 +410,26 @@ int state_record_error(State *s, const char *path, int64_t size, int64_t mtime_n
     sqlite3_bind_text(st, 5, model ? model : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 6, error ? error : "unknown error", -1, SQLITE_TRANSIENT);
     sqlite3_bind_double(st, 7, wall_now());
+    return write_one(s, st, e);
+}
+
+int state_exclude(State *s, const char *path, int64_t size, int64_t mtime_ns,
+                  const char *fingerprint, ErrMsg *e)
+{
+    sqlite3_stmt *st = prepare(
+        s,
+        "INSERT INTO tracks (path, size, mtime_ns, fingerprint, status, time, runs, untagged)"
+        " VALUES (?1, ?2, ?3, ?4, 0, ?5, 0, 1)"
+        " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
+        " fingerprint = excluded.fingerprint, status = 0, genre = NULL, confidence = NULL,"
+        " probs = NULL, error = NULL, time = excluded.time, untagged = 1",
+        e);
+    if (!st) return -1;
+    bind_path(st, 1, path);
+    sqlite3_bind_int64(st, 2, size);
+    sqlite3_bind_int64(st, 3, mtime_ns);
+    sqlite3_bind_text(st, 4, fingerprint ? fingerprint : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 5, wall_now());
     return write_one(s, st, e);
 }
 
@@ -477,8 +513,9 @@ fail:
 int state_counts(State *s, StateCounts *c, ErrMsg *e)
 {
     sqlite3_stmt *st = prepare(s,
-                               "SELECT count(*), coalesce(sum(status = 0), 0),"
-                               " coalesce(sum(status = 1), 0) FROM tracks",
+                               "SELECT count(*), coalesce(sum(status = 0 AND NOT untagged), 0),"
+                               " coalesce(sum(status = 1 AND NOT untagged), 0),"
+                               " coalesce(sum(untagged), 0) FROM tracks",
                                e);
     if (!st) return -1;
     int rc = sqlite3_step(st);
@@ -486,6 +523,7 @@ int state_counts(State *s, StateCounts *c, ErrMsg *e)
         c->total = sqlite3_column_int64(st, 0);
         c->ok = sqlite3_column_int64(st, 1);
         c->error = sqlite3_column_int64(st, 2);
+        c->excluded = sqlite3_column_int64(st, 3);
     }
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? 0 : db_err(s, e, "counts");
@@ -496,10 +534,12 @@ int state_list(State *s, enum StateList which, int limit,
 {
     static const char *const sql[] = {
         "SELECT " ROW_COLUMNS " FROM tracks ORDER BY time DESC LIMIT ?1",
-        "SELECT " ROW_COLUMNS " FROM tracks WHERE status = 1 ORDER BY time DESC LIMIT ?1",
+        "SELECT " ROW_COLUMNS " FROM tracks WHERE status = 1 AND NOT untagged"
+        " ORDER BY time DESC LIMIT ?1",
         "SELECT " ROW_COLUMNS " FROM tracks ORDER BY path LIMIT ?1",
+        "SELECT " ROW_COLUMNS " FROM tracks WHERE untagged ORDER BY time DESC LIMIT ?1",
     };
-    if ((unsigned)which > STATE_LIST_ALL) return err_set(e, "unknown list");
+    if ((unsigned)which > STATE_LIST_EXCLUDED) return err_set(e, "unknown list");
     sqlite3_stmt *st = prepare(s, sql[which], e);
     if (!st) return -1;
     sqlite3_bind_int(st, 1, limit > 0 ? limit : -1);

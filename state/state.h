@@ -3,7 +3,8 @@
  * What it is: one row per track (path as a BLOB, so any bytes a file name may hold survive),
  * with the size, mtime and content fingerprint seen when the result was recorded, the result
  * (genre, confidence, all probabilities, model id), the genre that was there before genred,
- * and an ok/error status. It answers "does this file need work?" so a restart, a rescan or the
+ * an ok/error status, and an untagged mark (`genred untag`: leave the file alone until its
+ * content changes). It answers "does this file need work?" so a restart, a rescan or the
  * inotify events of genred's own tag writes cause no repeated work, and it feeds `genred status`
  * and `genred untag`.
  *
@@ -25,7 +26,7 @@
 
 #include "common.h"
 
-#define STATE_SCHEMA_VERSION 2
+#define STATE_SCHEMA_VERSION 3
 #define STATE_FINGERPRINT_SIZE 33 /* 32 hex digits + NUL */
 
 enum StateStatus { STATE_OK = 0, STATE_ERROR = 1 };
@@ -45,6 +46,7 @@ typedef struct StateRow {
     char *error;          /* status == STATE_ERROR: the reason */
     double time;          /* unix seconds of the last record */
     int64_t runs;         /* results + errors recorded for this path */
+    bool excluded;        /* `genred untag`ged: left alone until its content changes */
 } StateRow;
 
 typedef struct State State;
@@ -56,7 +58,8 @@ void state_close(State *s);
 
 /* Brings the schema to STATE_SCHEMA_VERSION in one transaction: version 0 (empty file) gets the
  * tables, version 1 (path TEXT, mtime in seconds, no fingerprint/probs/previous genre/status)
- * is converted. Called by state_open; public for tests. */
+ * is converted, version 2 gets the `excluded` column (0 for every row). Called by state_open;
+ * public for tests. */
 int state_migrate(State *s, ErrMsg *e);
 int state_schema_version(State *s);
 
@@ -71,7 +74,9 @@ void state_row_clear(StateRow *row);
 /* 1 when the file needs work, 0 when it is done for this content and model, -1 on error.
  * Done means: a row for the path with the same model id, and either the same size and mtime,
  * or (fingerprint not NULL) the same size and fingerprint (a copy or a touch). Error rows count
- * as done for the same content and model: retrying would fail the same way. */
+ * as done for the same content and model: retrying would fail the same way. An excluded row
+ * (state_exclude) is done for the same content whatever the model, and while its untag is
+ * still being written (size < 0). */
 int state_needs_work(State *s, const char *path, int64_t size, int64_t mtime_ns,
                      const char *fingerprint, const char *model, ErrMsg *e);
 
@@ -90,10 +95,19 @@ typedef struct StateResult {
     bool previous_known;
 } StateResult;
 
+/* Both clear the excluded mark: the file changed and was classified again. */
 int state_record_result(State *s, const StateResult *r, ErrMsg *e);
 /* Marks the path failed with a reason; keeps the last result and the previous genre. */
 int state_record_error(State *s, const char *path, int64_t size, int64_t mtime_ns,
                        const char *fingerprint, const char *model, const char *error, ErrMsg *e);
+
+/* Marks path excluded (`genred untag`): genred leaves the file alone until its content changes.
+ * Creates the row when there is none; keeps the previous genre; drops the result (genre,
+ * confidence, probabilities, error). Call it twice: with size -1 before the untag's tag write
+ * (so a running daemon leaves the file alone meanwhile), then with the size, mtime and
+ * fingerprint after it. */
+int state_exclude(State *s, const char *path, int64_t size, int64_t mtime_ns,
+                  const char *fingerprint, ErrMsg *e);
 
 /* Drops the row of path and the rows of everything below path/ (a deleted directory).
  * Returns the number of rows removed, -1 on error. */
@@ -106,11 +120,17 @@ int state_rename(State *s, const char *old_path, const char *new_path, ErrMsg *e
 int state_integrity_check(State *s, ErrMsg *e);
 
 typedef struct StateCounts {
-    int64_t total, ok, error;
+    int64_t total, ok, error; /* ok and error do not count excluded rows */
+    int64_t excluded;
 } StateCounts;
 int state_counts(State *s, StateCounts *c, ErrMsg *e);
 
-enum StateList { STATE_LIST_RECENT = 0, STATE_LIST_ERRORS = 1, STATE_LIST_ALL = 2 };
+enum StateList {
+    STATE_LIST_RECENT = 0,  /* newest first, every row */
+    STATE_LIST_ERRORS = 1,  /* newest first, failed (not excluded) rows */
+    STATE_LIST_ALL = 2,     /* by path */
+    STATE_LIST_EXCLUDED = 3 /* newest first, excluded rows */
+};
 /* Calls fn for up to limit rows (limit <= 0: no limit), newest first (ALL: by path). The row is
  * valid during the call only. fn returns non-zero to stop. Returns rows visited or -1. */
 int state_list(State *s, enum StateList which, int limit,

@@ -158,7 +158,10 @@ try:
     dt.check(u.returncode == 0, f"untag: {u.stderr!r}")
     tags = dt.genred_tags(one)
     dt.check(tags is None or (not tags[0] and not tags[1]), f"untag removed genred's tags: {tags}")
-    dt.check(os.fsencode(one) not in L.rows(), "untag forgot the row")
+    row = L.rows().get(os.fsencode(one))
+    dt.check(row is not None and row[1] is None, f"untag did not mark the row untagged: {row}")
+    st = subprocess.run([dt.GENRED, "status", "--state", L.state, "--json"], capture_output=True)
+    dt.check(json.loads(st.stdout).get("untagged") == 1, "status does not count the untagged file")
 finally:
     L.cleanup()
 dt.done()

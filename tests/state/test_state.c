@@ -1,7 +1,9 @@
 /* test_state: the state database on real files in a temp dir.
  * Round trips with hostile path bytes, needs_work decisions, the previous-genre rule, errors,
  * forget/rename of directories (prefix edge cases), the fingerprint, migration from an empty
- * file, from a v1 database written by Python's sqlite3 and refusal of a newer one, SIGKILL of
+ * file, from v1 and v2 databases written by Python's sqlite3 and refusal of a newer one, the
+ * untagged mark (state_exclude: kept for the same content whatever the model, cleared by a
+ * new result, counted and listed apart), SIGKILL of
  * a writer mid-transaction (rows all there or not, multi-row renames never half done), and a
  * reader running beside a writer. Usage: test_state PYTHON */
 #include <errno.h>
@@ -298,6 +300,111 @@ static void test_migration(const char *python)
     CHECK(!state_open("/nonexistent/dir/x.db", false, &e), "opened a missing file");
 }
 
+static int count_rows(const StateRow *row, void *ud)
+{
+    (void)row;
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* v2 -> v3: a v2 file (as genred 0.1 wrote it) keeps its rows, gains the untagged mark at 0. */
+static void test_migration_v2(const char *python)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/v2.db", tmp);
+    const char *v2 =
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1])\n"
+        "c.executescript(\"CREATE TABLE tracks (path BLOB PRIMARY KEY NOT NULL,"
+        " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, fingerprint TEXT NOT NULL DEFAULT '',"
+        " status INTEGER NOT NULL DEFAULT 0 CHECK (status IN (0, 1)), genre TEXT, confidence REAL,"
+        " probs TEXT, model TEXT NOT NULL DEFAULT '', previous_genre TEXT,"
+        " previous_known INTEGER NOT NULL DEFAULT 0, error TEXT, time REAL NOT NULL,"
+        " runs INTEGER NOT NULL DEFAULT 1); CREATE INDEX tracks_time ON tracks(time);\")\n"
+        "c.execute(\"INSERT INTO tracks VALUES (CAST('/v2/a.mp3' AS BLOB), 10, 20, 'fp', 0,"
+        " 'Jazz', 0.5, 'jazz:0.500', 'mod', 'Blues', 1, NULL, 1700000000.0, 2)\")\n"
+        "c.execute(\"INSERT INTO tracks VALUES (CAST('/v2/b.mp3' AS BLOB), 1, 2, '', 1,"
+        " NULL, NULL, NULL, 'mod', NULL, 0, 'bad file', 1700000001.0, 1)\")\n"
+        "c.execute('PRAGMA user_version = 2')\n"
+        "c.commit()\n";
+    int rc = run_python(python, v2, db);
+    if (rc != 0) {
+        printf("skipping the v2 migration check: %s could not write the v2 database (%d)\n",
+               python, rc);
+        return;
+    }
+    ErrMsg e;
+    State *s = state_open(db, false, &e);
+    CHECK(s, "open v2: %s", e.msg);
+    if (!s) return;
+    CHECK(state_schema_version(s) == 3, "v2 not migrated to 3");
+    StateRow row;
+    CHECK(state_lookup(s, "/v2/a.mp3", &row, &e) == 1, "v2 row lost");
+    CHECK(row.size == 10 && row.mtime_ns == 20 && strcmp(row.genre, "Jazz") == 0 &&
+              row.previous_known && strcmp(row.previous_genre, "Blues") == 0 && row.runs == 2 &&
+              !row.excluded,
+          "v2 row converted wrongly");
+    state_row_clear(&row);
+    CHECK(state_needs_work(s, "/v2/a.mp3", 10, 20, NULL, "mod", &e) == 0, "v2 row not done");
+    StateCounts c;
+    CHECK(state_counts(s, &c, &e) == 0 && c.total == 2 && c.ok == 1 && c.error == 1 &&
+              c.excluded == 0,
+          "v2 counts");
+    state_close(s);
+}
+
+static void test_exclude(void)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/exclude.db", tmp);
+    ErrMsg e;
+    State *s = state_open(db, true, &e);
+    CHECK(s, "open: %s", e.msg);
+    if (!s) return;
+    const char *p = "/lib/untag me.mp3";
+    StateResult r;
+    result(&r, p, 100, 5, "fp100", "Rock", "m1");
+    r.previous_genre = "Jazz";
+    r.previous_known = true;
+    CHECK(state_record_result(s, &r, &e) == 0, "record: %s", e.msg);
+    /* Phase one (before the tag write): left alone whatever size/mtime the daemon sees. */
+    CHECK(state_exclude(s, p, -1, -1, NULL, &e) == 0, "exclude: %s", e.msg);
+    CHECK(state_needs_work(s, p, 90, 6, "fpX", "m1", &e) == 0, "untag in progress: re-queued");
+    /* Phase two: the file as untag left it. */
+    CHECK(state_exclude(s, p, 90, 7, "fp90", &e) == 0, "exclude: %s", e.msg);
+    StateRow row;
+    CHECK(state_lookup(s, p, &row, &e) == 1, "lookup");
+    CHECK(row.excluded && !row.genre && row.previous_known &&
+              strcmp(row.previous_genre, "Jazz") == 0 && row.size == 90,
+          "excluded row wrong");
+    state_row_clear(&row);
+    CHECK(state_needs_work(s, p, 90, 7, "fp90", "m1", &e) == 0, "untagged file re-queued");
+    CHECK(state_needs_work(s, p, 90, 7, "fp90", "a-new-model", &e) == 0,
+          "untagged file re-queued for a new model");
+    CHECK(state_needs_work(s, p, 90, 8, "fp90", "m1", &e) == 0, "a touch re-queued it");
+    CHECK(state_needs_work(s, p, 90, 8, "fpNEW", "m1", &e) == 1, "new content not queued");
+    CHECK(state_needs_work(s, p, 95, 7, NULL, "m1", &e) == 1, "new size not queued");
+    /* Never seen before: untag of a `genred tag`ged file creates the row. */
+    CHECK(state_exclude(s, "/lib/other.mp3", 1, 1, "fp1", &e) == 0, "exclude new: %s", e.msg);
+    CHECK(state_needs_work(s, "/lib/other.mp3", 1, 1, "fp1", "m1", &e) == 0, "new row");
+    StateCounts c;
+    CHECK(state_counts(s, &c, &e) == 0 && c.total == 2 && c.ok == 0 && c.excluded == 2,
+          "counts %lld %lld %lld", (long long)c.total, (long long)c.ok, (long long)c.excluded);
+    int n = 0;
+    CHECK(state_list(s, STATE_LIST_EXCLUDED, 0, count_rows, &n, &e) == 2 && n == 2, "list");
+    /* Changed content classified again: the mark goes. */
+    result(&r, p, 95, 9, "fp95", "Pop", "m1");
+    CHECK(state_record_result(s, &r, &e) == 0, "record: %s", e.msg);
+    CHECK(state_lookup(s, p, &row, &e) == 1 && !row.excluded && strcmp(row.genre, "Pop") == 0 &&
+              strcmp(row.previous_genre, "Jazz") == 0,
+          "result did not clear the mark");
+    state_row_clear(&row);
+    CHECK(state_record_error(s, "/lib/other.mp3", 2, 2, "fp2", "m1", "broken", &e) == 0, "err");
+    CHECK(state_counts(s, &c, &e) == 0 && c.ok == 1 && c.error == 1 && c.excluded == 0,
+          "counts after");
+    state_close(s);
+}
+
 /* Child: writes rows crash-N, and renames a 100-row directory back and forth. Never returns. */
 static void crash_writer(const char *db, int start)
 {
@@ -451,6 +558,8 @@ int main(int argc, char **argv)
     test_forget_rename_list();
     test_fingerprint();
     test_migration(python);
+    test_migration_v2(python);
+    test_exclude();
     test_crash();
     test_concurrent();
     char cmd[300];
