@@ -1,6 +1,190 @@
-/* train: labelled data sets, mel caching, augmentation, training loops and evaluation
- * (stub: owned by the training work). */
+/* train: labelled data sets, mel caching, augmentation, the training loop and evaluation
+ * metrics behind `genred train` and `genred eval`.
+ * It is not the network (nn/ owns layers, backward and optimizers) and not the inference
+ * pipeline; it feeds nn with crops drawn from mel spectrograms computed once per file.
+ * Data sets come from a folder (label = the name of each file's parent folder, optional list
+ * of relative paths) or from the GENRE tags of a user's library (--labels-from-tags).
+ * Ownership: every struct filled here is freed by its *_free function. Not thread-safe per
+ * object; train_features_compute runs its own pool of decode threads. */
 #ifndef GENRED_TRAIN_H
 #define GENRED_TRAIN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
 #include "common.h"
+#include "nn.h"
+
+/* ---- Labels ---- */
+
+typedef struct TrainLabels {
+    int n;
+    char **names;   /* (n) label keys in output order, e.g. "hiphop" */
+    char **display; /* (n) display names, e.g. "Hip-Hop" */
+} TrainLabels;
+
+/* The ten GTZAN labels and display names in the shipped model's order. */
+void train_labels_gtzan(TrainLabels *out);
+void train_labels_free(TrainLabels *l);
+/* Index of name in l, comparing folded forms (see train_fold_label) against names and display
+ * names; -1 when absent. */
+int train_labels_find(const TrainLabels *l, const char *name);
+/* Folds a genre spelling to a label key: lower case, only ASCII letters and digits kept
+ * ("Hip Hop", "hip-hop", "HipHop" -> "hiphop"); non-ASCII bytes are kept as they are.
+ * out gets at most n-1 bytes and a NUL. */
+void train_fold_label(const char *in, char *out, size_t n);
+
+/* ---- Data sets ---- */
+
+typedef struct TrainItem {
+    char *path;  /* file path as opened */
+    char *rel;   /* path relative to the data folder (for split figures and metadata) */
+    char *group; /* artist group for tag data sets (folded ARTIST, else the parent folder) */
+    int label;   /* index into the set's labels, -1 before labelling */
+    char *raw;   /* the label as found: folder name or GENRE tag */
+} TrainItem;
+
+typedef struct TrainSet {
+    TrainLabels labels;
+    int n;
+    TrainItem *items;
+} TrainSet;
+
+void train_set_free(TrainSet *s);
+
+/* Files under dir labelled by their parent folder's name. list: a file of paths relative to
+ * dir, one per line (NULL: every audio file under dir, sorted). Labels are left at -1; call
+ * train_set_label_folders to give a set of sets one shared label table. */
+int train_set_from_folder(const char *dir, const char *list, TrainSet *out, ErrMsg *e);
+/* Gives sets[0..n) one label table built from the folder names of all of them: the GTZAN
+ * table (order and display names) when every name is a GTZAN genre, else the sorted folded
+ * names with the first spelling seen as display name. */
+int train_sets_label_folders(TrainSet **sets, int n, ErrMsg *e);
+/* Maps each item's folder name onto an existing table (a model's labels); items whose label
+ * the table lacks are dropped and counted in *dropped. */
+int train_set_label_with(TrainSet *s, const TrainLabels *l, int *dropped, ErrMsg *e);
+
+typedef struct TrainTagOptions {
+    int min_per_label;      /* labels with fewer files are dropped (0: keep all) */
+    const char *map_file;   /* lines "from = to" merging labels, NULL: none */
+    double valid_fraction;  /* part of the artist groups held out for valid (0.2) */
+    uint64_t seed;          /* chooses the held-out artists */
+    int threads;            /* tag reading threads */
+    FILE *report;           /* label table and counts are printed here (NULL: silent) */
+} TrainTagOptions;
+
+typedef struct TrainTagStats {
+    int files;         /* audio files found */
+    int untagged;      /* no GENRE */
+    int genred_tagged; /* GENRED_CONFIDENCE present: never used as labels */
+    int unreadable;    /* tag read failed */
+    int rare_dropped;  /* files whose label had fewer than min_per_label files */
+    int rare_labels;   /* labels dropped for that */
+} TrainTagStats;
+
+/* Files under dirs labelled by their GENRE tags (folded; display name = the most common
+ * original spelling; --map merges), split by artist group into train and valid. */
+int train_sets_from_tags(char *const *dirs, int n_dirs, const TrainTagOptions *o,
+                         TrainSet *train, TrainSet *valid, TrainTagStats *st, ErrMsg *e);
+
+/* ---- Mel features, computed once per file ---- */
+
+typedef struct TrainFeatOptions {
+    int sample_rate, n_fft, hop, n_mels; /* 22050, 2048, 512, 64 */
+    int window_samples;                  /* 88200 */
+    int n_windows;                       /* 6 */
+    int short_policy;                    /* enum DecodeShortPolicy */
+    int threads;                         /* decode/mel threads, 0: all CPUs */
+    const char *cache_dir;               /* per-file cache files, NULL: memory only */
+} TrainFeatOptions;
+
+TrainFeatOptions train_feat_default_options(void);
+/* Cache folder: $XDG_CACHE_HOME/genred/mel-cache (or ~/.cache/...); malloc'd, NULL if no home. */
+char *train_default_cache_dir(void);
+
+/* The analysis windows of one file (DESIGN.md §2) as power mel spectrograms. */
+typedef struct TrainFeat {
+    int n_seg;    /* windows, 0 when the file failed */
+    int frames;   /* frames per window */
+    int n_mels;
+    float *power; /* (n_seg, n_mels, frames) */
+} TrainFeat;
+
+/* Computes (or reads from the cache) the features of every item of s; feats gets s->n
+ * entries. Files that fail are logged, get n_seg 0, and are counted in *failed. */
+int train_features_compute(const TrainSet *s, const TrainFeatOptions *o, TrainFeat **feats,
+                           int *failed, ErrMsg *e);
+void train_features_free(TrainFeat *f, int n);
+
+/* ---- Evaluation ---- */
+
+typedef struct TrainMetrics {
+    int n_labels;
+    int n;              /* items scored */
+    int *confusion;     /* (n_labels, n_labels): row truth, column prediction */
+    double accuracy;
+    double balanced;    /* mean recall over labels present in the truth */
+    double loss;        /* mean cross-entropy of the mean probabilities */
+} TrainMetrics;
+
+/* Scores each item the way inference does: dB of each window with its own max, nn_forward,
+ * mean of the softmax outputs. probs (n, n_labels) may be NULL. Items with n_seg 0 are
+ * skipped (their probs row is left zero). */
+int train_predict(NnModel *m, const TrainFeat *f, int n, float *probs, ErrMsg *e);
+/* Metrics from probabilities and true labels; only items with mask[i] != 0 (mask NULL: all)
+ * and label >= 0 count. Free with train_metrics_free. */
+void train_metrics(const float *probs, const int *truth, const char *mask, int n, int n_labels,
+                   TrainMetrics *out);
+void train_metrics_free(TrainMetrics *m);
+/* Prints accuracy, balanced accuracy, the per-label table (precision, recall, count) and the
+ * confusion matrix as an aligned text table. */
+void train_metrics_print(FILE *f, const TrainMetrics *m, const TrainLabels *l);
+
+/* The report of genred eval for items of s scored with probs (s->n, labels): figures, per-label
+ * table, confusion table, excerpts and clips apart when the relative paths hold those folder
+ * names, a picture when confusion_path is set (PNG or SVG), and with json a last line
+ * {"accuracy", "balanced_accuracy", "n", "per_genre", and "excerpts"/"clips" when split}. */
+int train_report(FILE *f, const TrainSet *s, const float *probs, int json,
+                 const char *confusion_path, const char *title, ErrMsg *e);
+
+/* ---- Training ---- */
+
+typedef struct TrainOptions {
+    const char *arch;       /* "fcn" or "seed-cnn" */
+    int fcn_blocks;         /* 0: nn default (the CLI default is 4 blocks of 16,32,64,128) */
+    int fcn_channels[8];
+    float dropout;          /* <0: arch default */
+    int epochs;
+    int steps_per_epoch;    /* 0: ceil(train files / batch) */
+    float lr, lr_min_frac;  /* cosine from lr to lr*lr_min_frac after warmup */
+    int warmup_epochs;
+    int batch;
+    uint64_t seed;
+    float weight_decay;
+    int crop_min, crop_max; /* fcn crop width in frames (all crops of a batch share one) */
+    float eq_db;            /* random per-band gain (a smooth tilt), +- dB */
+    int time_masks, time_mask_max;
+    int freq_masks, freq_mask_max;
+    float mixup_alpha;      /* 0: off */
+    float label_smoothing;
+    int balanced;           /* draw label uniformly, then a file, then a window */
+    int patience;           /* epochs without a better valid balanced accuracy, 0: off */
+    FILE *log;              /* per-epoch lines (NULL: silent) */
+} TrainOptions;
+
+TrainOptions train_default_options(void);
+
+typedef struct TrainResult {
+    int best_epoch;         /* 1-based, 0: no valid set (the last epoch is kept) */
+    int epochs_run;
+    double best_valid_acc, best_valid_bal, last_valid_bal, mean_last_valid_bal;
+    double seconds;
+} TrainResult;
+
+/* Trains a new model on train (features tf) and keeps the best weights on valid (vf, may be
+ * NULL with n_valid 0). *out gets the model (caller frees). */
+int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
+              const TrainFeat *vf, const TrainFeatOptions *fo, const TrainOptions *o,
+              NnModel **out, TrainResult *res, ErrMsg *e);
+
 #endif

@@ -1,0 +1,40 @@
+#!/bin/sh
+# genred train + genred eval end to end on a generated folder library (labels = folder names):
+# training prints per-epoch lines and writes a model; eval of that model prints the table and
+# a JSON last line whose figures are checked with python; a bad option is a usage error (2).
+# usage: test_cli.sh GENRED GEN_LIBRARY_SH PYTHON
+set -u
+genred=$(cd "$(dirname "$1")" && pwd)/$(basename "$1") gen=$2 py=$3
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+export XDG_CACHE_HOME="$tmp/cache"
+sh "$gen" "$tmp/lib" folders || exit $?
+cd "$tmp/lib" && ls bass/*.flac bells/*.flac noise/*.flac | awk 'NR % 4 != 0' > "$tmp/train.txt"
+ls bass/*.flac bells/*.flac noise/*.flac | awk 'NR % 4 == 0' > "$tmp/valid.txt"
+cd "$tmp" || exit 1
+"$genred" train --data lib --frobnicate -o m.safetensors >/dev/null 2>&1
+[ $? -eq 2 ] || { echo "FAIL: unknown option is not a usage error"; exit 1; }
+"$genred" train --data lib --train-list train.txt --valid-list valid.txt --fcn-channels 8,16 \
+    --epochs 10 --steps-per-epoch 8 --batch 16 --lr 0.003 --seed 2 -o m.safetensors > train.log 2>&1
+rc=$?
+cat train.log
+[ $rc -eq 0 ] || { echo "FAIL: genred train exited $rc"; exit 1; }
+[ -s m.safetensors ] || { echo "FAIL: no model written"; exit 1; }
+[ "$(grep -c '^epoch' train.log)" -eq 10 ] || { echo "FAIL: expected 10 epoch lines"; exit 1; }
+"$genred" eval --data lib --list valid.txt --model m.safetensors --json --confusion c.svg > eval.log 2>&1
+rc=$?
+cat eval.log
+[ $rc -eq 0 ] || { echo "FAIL: genred eval exited $rc"; exit 1; }
+grep -q '^confusion (rows: true' eval.log || { echo "FAIL: no confusion table"; exit 1; }
+[ -s c.svg ] || { echo "FAIL: no confusion picture"; exit 1; }
+tail -n 1 eval.log | "$py" -c '
+import json, sys
+j = json.loads(sys.stdin.read())
+assert j["n"] == 6, j["n"]
+assert set(j["per_genre"]) == {"bass", "bells", "noise"}, j["per_genre"]
+assert sum(g["count"] for g in j["per_genre"].values()) == 6
+assert j["accuracy"] >= 0.8, "accuracy %.3f, chance 0.33" % j["accuracy"]
+assert 0 <= j["balanced_accuracy"] <= 1
+print("json ok", j["accuracy"], j["balanced_accuracy"])
+' || { echo "FAIL: eval JSON"; exit 1; }
+echo ok
