@@ -81,6 +81,35 @@ NnModel *cli_model_open(const char *opt)
     return m;
 }
 
+int cli_parse_device(const char *s, int *out)
+{
+    static const char *const names[] = {"auto", "cpu", "cuda"}; /* enum NnDevice order */
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    fprintf(stderr, "genred: --device wants auto, cpu or cuda, not '%s'\n", s);
+    return -1;
+}
+
+int cli_model_device(NnModel *m, int device, int announce)
+{
+    ErrMsg e = {{0}};
+    int got = nn_model_set_device(m, device, &e);
+    if (got < 0) {
+        fprintf(stderr, "genred: --device cuda: %s\n", e.msg);
+        return -1;
+    }
+    if (!announce) return 0;
+    if (got == NN_DEVICE_CPU && device == NN_DEVICE_AUTO)
+        fprintf(stderr, "genred: device: cpu (no usable GPU: %s)\n", e.msg);
+    else
+        fprintf(stderr, "genred: device: %s\n", nn_model_device_name(m));
+    return 0;
+}
+
 int cli_parse_int(const char *opt, const char *s, int lo, int hi, int *out)
 {
     char *end = NULL;

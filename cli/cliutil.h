@@ -31,6 +31,13 @@ NnModel *cli_model_open(const char *opt);
  * Prints `genred: PATH: reason` for what cannot be read and returns how many of those. */
 int cli_collect(char *const *paths, int n, CliList *out);
 
+/* Parses a --device value: auto, cpu or cuda (enum NnDevice); 0, or -1 after a usage error. */
+int cli_parse_device(const char *s, int *out);
+/* nn_model_set_device, then when announce is set one line on stderr saying which device
+ * scores (and, for auto on the CPU, why not the GPU). Returns 0, or -1 after printing why
+ * `cuda` cannot be used. */
+int cli_model_device(NnModel *m, int device, int announce);
+
 /* Parses a whole decimal int in [lo, hi]; 0 or -1 (prints a usage error naming opt). */
 int cli_parse_int(const char *opt, const char *s, int lo, int hi, int *out);
 

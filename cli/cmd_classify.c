@@ -20,6 +20,8 @@ static void help(FILE *f)
           "  -m, --model FILE  model file (default: $GENRED_MODEL, then the installed model)\n"
           "  -j, --jobs N    decoding threads (default: number of cores)\n"
           "  -b, --batch N   tracks per CNN batch (default 16)\n"
+          "  -D, --device D  where the CNN runs: auto (GPU when usable), cpu or cuda;\n"
+          "                  says on stderr which one it uses (default: auto, quietly)\n"
           "  -h, --help      this text\n"
           "\n"
           "Exit status: 0 all files classified, 1 some failed, 2 usage error or no model.\n",
@@ -76,14 +78,16 @@ int cmd_classify(int argc, char **argv)
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'J'},       {"model", required_argument, NULL, 'm'},
         {"jobs", required_argument, NULL, 'j'}, {"batch", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},       {"device", required_argument, NULL, 'D'},
+        {NULL, 0, NULL, 0},
     };
     const char *model = NULL;
     PipelineOptions po = {.jobs = 0, .batch = 16, .ordered = 1};
     Ctx c = {0};
+    int device = -1; /* -1: not given */
     optind = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "m:j:b:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "m:j:b:D:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'J': c.json = 1; break;
         case 'm': model = optarg; break;
@@ -92,6 +96,9 @@ int cmd_classify(int argc, char **argv)
             break;
         case 'b':
             if (cli_parse_int("--batch", optarg, 1, 4096, &po.batch)) return CLI_USAGE;
+            break;
+        case 'D':
+            if (cli_parse_device(optarg, &device)) return CLI_USAGE;
             break;
         case 'h': help(stdout); return CLI_OK;
         default: help(stderr); return CLI_USAGE;
@@ -104,6 +111,10 @@ int cmd_classify(int argc, char **argv)
     }
     NnModel *m = cli_model_open(model);
     if (!m) return CLI_USAGE;
+    if (cli_model_device(m, device < 0 ? NN_DEVICE_AUTO : device, device >= 0) < 0) {
+        nn_model_free(m);
+        return CLI_USAGE;
+    }
     c.info = nn_model_info(m);
     ErrMsg e = {{0}};
     int rc = pipeline_classify(m, (const char *const *)argv + optind, argc - optind, &po,

@@ -44,6 +44,8 @@ static void help(FILE *f)
           "  -c, --config FILE  config file for the hooks (default $XDG_CONFIG_HOME/genred/\n"
           "                  genred.conf, then /etc/genred.conf)\n"
           "      --no-hooks  run no hooks (hooks.d and hooks.commands of the config)\n"
+          "  -D, --device D  where the CNN runs: auto (GPU when usable), cpu or cuda;\n"
+          "                  says on stderr which one it uses (default: auto, quietly)\n"
           "  -h, --help      this text\n"
           "\n"
           "Output: a progress bar on a terminal, else one line per file (tagged, unchanged,\n"
@@ -273,16 +275,18 @@ int cmd_tag(int argc, char **argv)
         {"dry-run", no_argument, NULL, 'n'},    {"force", no_argument, NULL, 'f'},
         {"model", required_argument, NULL, 'm'}, {"jobs", required_argument, NULL, 'j'},
         {"batch", required_argument, NULL, 'b'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},       {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},       {"device", required_argument, NULL, 'D'},
+        {"config", required_argument, NULL, 'c'},
         {"no-hooks", no_argument, NULL, 'N'},   {NULL, 0, NULL, 0},
     };
     const char *model = NULL, *config_path = NULL;
     int no_hooks = 0;
     PipelineOptions po = {.jobs = 0, .batch = 16, .ordered = 0};
     Ctx c = {0};
+    int device = -1; /* -1: not given */
     optind = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "nfm:j:b:qc:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "nfm:j:b:qc:D:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'n': c.dry_run = 1; break;
         case 'f': c.force = 1; break;
@@ -296,6 +300,9 @@ int cmd_tag(int argc, char **argv)
         case 'q': c.quiet = 1; break;
         case 'c': config_path = optarg; break;
         case 'N': no_hooks = 1; break;
+        case 'D':
+            if (cli_parse_device(optarg, &device)) return CLI_USAGE;
+            break;
         case 'h': help(stdout); return CLI_OK;
         default: help(stderr); return CLI_USAGE;
         }
@@ -321,10 +328,17 @@ int cmd_tag(int argc, char **argv)
             return CLI_FAILED;
         }
     }
+    int device_flag = device >= 0;
+    if (device < 0) device = cfg.device; /* enum ConfigDevice == enum NnDevice */
     config_free(&cfg); /* hooks_new copied what it needs */
     /* Load the model before touching anything, so a missing model costs no copying. */
     NnModel *m = cli_model_open(model);
     if (!m) {
+        hooks_free(c.hooks);
+        return CLI_USAGE;
+    }
+    if (cli_model_device(m, device, device != NN_DEVICE_AUTO || device_flag) < 0) {
+        nn_model_free(m);
         hooks_free(c.hooks);
         return CLI_USAGE;
     }

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "commands.h"
+#include "cuda.h"
 
 #ifndef GENRED_VERSION
 #define GENRED_VERSION "0"
@@ -62,6 +63,9 @@ int main(int argc, char **argv)
         }
         common_log_level = l;
     }
+    /* registers the GPU backends; the stub of a CPU-only build just says it has none */
+    ErrMsg ce = {{0}};
+    if (cuda_backend_init(&ce) != 0) log_debug("genred: %s", ce.msg);
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -72,7 +76,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
-        printf("genred %s\n", GENRED_VERSION);
+        printf("genred %s (%s)\n", GENRED_VERSION, cuda_built ? "with CUDA" : "CPU only");
         return 0;
     }
     if (strcmp(name, "help") == 0) {

@@ -12,6 +12,9 @@
 #include <fftw3.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+
+#include "mel_backend.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +37,13 @@ struct MelPlan {
     double *window;  /* (n_fft) periodic Hann */
     MelBand *bands;  /* (n_mels) */
     double *weights; /* all bands' nonzero weights back to back */
+    /* the device side (mel_backend.h): NULL on the CPU; dev_dead set after a device failure */
+    const MelBackend *dev;
+    void *dev_plan;
+    _Atomic int dev_dead;
 };
+
+static const MelBackend *registered;
 
 /* Slaney's auditory scale as librosa 0.10 implements it (htk=False): linear (200/3 Hz per mel)
  * below 1 kHz, logarithmic above with a step of ln(6.4)/27 per mel. */
@@ -148,6 +157,7 @@ MelPlan *mel_plan_create(int sample_rate, int n_fft, int hop, int n_mels, ErrMsg
 void mel_plan_free(MelPlan *p)
 {
     if (!p) return;
+    if (p->dev && p->dev_plan) p->dev->plan_free(p->dev_plan);
     if (p->fft) {
         pthread_mutex_lock(&plan_lock);
         fftw_destroy_plan(p->fft);
@@ -242,4 +252,81 @@ void mel_power_to_db(float *s, int n)
     for (int i = 0; i < n; i++) d[i] = s[i];
     power_to_db(d, (size_t)n, s);
     free(d);
+}
+
+/* ---------------------------------------------------------------- device backend */
+
+void mel_backend_register(const MelBackend *b) { registered = b; }
+
+int mel_plan_n_fft(const MelPlan *p) { return p->n_fft; }
+int mel_plan_hop(const MelPlan *p) { return p->hop; }
+int mel_plan_n_bins(const MelPlan *p) { return p->n_bins; }
+const double *mel_plan_window(const MelPlan *p) { return p->window; }
+
+void mel_plan_filter_bank(const MelPlan *p, double *fb)
+{
+    memset(fb, 0, sizeof(double) * (size_t)p->n_mels * p->n_bins);
+    for (int m = 0; m < p->n_mels; m++) {
+        const MelBand *b = &p->bands[m];
+        memcpy(fb + (size_t)m * p->n_bins + b->start, b->w, sizeof(double) * (size_t)b->count);
+    }
+}
+
+void *mel_plan_device(const MelPlan *p)
+{
+    MelPlan *mp = (MelPlan *)p;
+    return p->dev && !atomic_load(&mp->dev_dead) ? p->dev_plan : NULL;
+}
+
+int mel_plan_set_device(MelPlan *p, int device, ErrMsg *e)
+{
+    if (device < 0 || device > 2) return err_set(e, "unknown device %d", device);
+    if (p->dev && p->dev_plan) p->dev->plan_free(p->dev_plan);
+    p->dev = NULL;
+    p->dev_plan = NULL;
+    p->dev_dead = 0;
+    if (device == 1) return 1;
+    ErrMsg why = {{0}};
+    if (!registered) {
+        err_set(&why, "this genred was built without CUDA");
+    } else {
+        p->dev_plan = registered->plan_create(p, &why);
+        if (p->dev_plan) {
+            p->dev = registered;
+            return 2;
+        }
+    }
+    if (device == 2) return err_set(e, "cannot use the GPU: %s", why.msg);
+    log_debug("features: no usable GPU (%s); mel on the CPU", why.msg);
+    return 1;
+}
+
+static int device_batch(const MelPlan *p, const float *x, int nw, int ns, float *out, ErrMsg *e)
+{
+    int rc = p->dev->compute_batch(p->dev_plan, out, x, nw, ns, e);
+    if (rc != MEL_BACKEND_EOOM) return rc;
+    if (nw == 1) return err_set(e, "out of device memory for one window");
+    int h = nw / 2;
+    size_t per = (size_t)p->n_mels * mel_frames(p, ns);
+    if (device_batch(p, x, h, ns, out, e) < 0) return -1;
+    return device_batch(p, x + (size_t)h * ns, nw - h, ns, out + h * per, e);
+}
+
+int mel_compute_batch(const MelPlan *p, const float *samples, int n_windows, int n_samples,
+                      float *out, ErrMsg *e)
+{
+    if (n_windows < 1 || n_samples < 1)
+        return err_set(e, "bad mel batch: %d windows of %d samples", n_windows, n_samples);
+    MelPlan *mp = (MelPlan *)p; /* only the atomic failure flag changes */
+    if (p->dev && !atomic_load(&mp->dev_dead)) {
+        ErrMsg de = {{0}};
+        if (device_batch(p, samples, n_windows, n_samples, out, &de) == 0) return 0;
+        if (atomic_exchange(&mp->dev_dead, 1) == 0)
+            log_warn("features: %s mel failed (%s); computing on the CPU from now on",
+                     p->dev->name, de.msg);
+    }
+    size_t per = (size_t)p->n_mels * mel_frames(p, n_samples);
+    for (int i = 0; i < n_windows; i++)
+        mel_compute(p, samples + (size_t)i * n_samples, n_samples, out + i * per);
+    return 0;
 }

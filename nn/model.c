@@ -212,6 +212,7 @@ static void free_labels(NnInfo *in)
 void nn_model_free(NnModel *m)
 {
     if (!m) return;
+    nn_device_release(m);
     free_labels(&m->info);
     for (int i = 0; i < m->n_meta; i++) {
         free(m->meta_keys[i]);
@@ -797,6 +798,11 @@ NnModel *nn_model_clone(const NnModel *m)
 {
     NnModel *c = xcalloc(1, sizeof *c);
     *c = *m;
+    /* a clone starts on the CPU: the device copy belongs to m */
+    c->dev = NULL;
+    c->dev_net = NULL;
+    c->dev_name[0] = '\0';
+    c->dev_stale = c->dev_dead = 0;
     c->info.labels = xmalloc(sizeof(char *) * m->info.n_labels);
     c->info.display_names = xmalloc(sizeof(char *) * m->info.n_labels);
     for (int i = 0; i < m->info.n_labels; i++) {
@@ -829,4 +835,5 @@ void nn_model_copy_weights(NnModel *dst, const NnModel *src)
     }
     memcpy(dst->params, src->params, sizeof(float) * src->n_params);
     memcpy(dst->buffers, src->buffers, sizeof(float) * src->n_buffers);
+    dst->dev_stale = 1;
 }

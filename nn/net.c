@@ -6,10 +6,11 @@
  * Batch norm in training mode uses PyTorch's momentum 0.1 and the unbiased batch variance for
  * the running statistics (tests/nn/twin.py matches this). */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn_internal.h"
+#include "nn_backend.h"
 
 static int check_input(const NnModel *m, int n, int frames, ErrMsg *e)
 {
@@ -47,7 +48,13 @@ static int max_width(const NnModel *m, int feat)
     return mx;
 }
 
-int nn_forward(NnModel *m, const float *x, int n, int frames, float *probs, ErrMsg *e)
+int nn_check_input(const NnModel *m, int n, int frames, ErrMsg *e)
+{
+    return check_input(m, n, frames, e);
+}
+
+/* The CPU backend; device.c's nn_forward dispatches here unless a device takes the call. */
+int nn_cpu_forward(NnModel *m, const float *x, int n, int frames, float *probs, ErrMsg *e)
 {
     if (check_input(m, n, frames, e) < 0) return -1;
     const NnInfo *in = &m->info;
@@ -377,11 +384,66 @@ static void train_backward(NnTrainer *t)
     }
 }
 
+/* nn_train_grads on the model's device. The dropout masks come from the trainer's generator
+ * in the order train_forward draws them, so device and CPU training see the same masks.
+ * Returns 0, or -1 when the device failed (logged once; the model is on the CPU from then on,
+ * the generator is rewound, and the caller computes on the CPU). */
+static int device_grads(NnTrainer *t, const float *x, int n, int frames, const float *targets,
+                        int dropout_on, float *loss, float *logits)
+{
+    NnModel *m = t->m;
+    uint64_t rng0 = t->rng;
+    float *masks[NN_MAX_DENSE] = {0};
+    int dim = m->dense[0].in;
+    for (int i = 0; i < m->n_dense; i++) {
+        const NnDense *d = &m->dense[i];
+        if (d->drop_before && dropout_on && m->dropout > 0.0f) {
+            int64_t cnt = (int64_t)n * dim;
+            float keep = 1.0f / (1.0f - m->dropout);
+            masks[i] = xmalloc(sizeof(float) * cnt);
+            for (int64_t k = 0; k < cnt; k++)
+                masks[i][k] = nn_rng_uniform(&t->rng) < m->dropout ? 0.0f : keep;
+        }
+        dim = d->out;
+    }
+    float *lg = xmalloc(sizeof(float) * n * m->info.n_labels);
+    memset(t->grads, 0, sizeof(float) * m->n_params);
+    ErrMsg de = {{0}};
+    float l = 0.0f;
+    int rc = 0;
+    if (atomic_exchange(&m->dev_stale, 0)) rc = m->dev->net_upload(m->dev_net, m, &de);
+    if (rc == 0)
+        rc = m->dev->train_grads(m->dev_net, m, t->grads, &l, lg, x, targets,
+                                 (const float *const *)masks, n, frames, t->o.freeze_conv, &de);
+    for (int i = 0; i < m->n_dense; i++) free(masks[i]);
+    if (rc == 0) {
+        if (loss) *loss = l;
+        if (logits) memcpy(logits, lg, sizeof(float) * n * m->info.n_labels);
+        free(lg);
+        return 0;
+    }
+    free(lg);
+    /* out of memory included: halving would change the batch statistics */
+    t->rng = rng0;
+    if (atomic_exchange(&m->dev_dead, 1) == 0)
+        log_warn("nn: %s training failed (%s); training on the CPU from now on", m->dev->name,
+                 de.msg);
+    return -1;
+}
+
 int nn_train_grads(NnTrainer *t, const float *x, int n, int frames, const float *targets,
                    int dropout_on, float *loss, float *logits, ErrMsg *e)
 {
     NnModel *m = t->m;
     if (check_input(m, n, frames, e) < 0) return -1;
+    if (m->dev && m->dev->train_grads && !atomic_load(&m->dev_dead)) {
+        float l = 0.0f;
+        if (device_grads(t, x, n, frames, targets, dropout_on, &l, logits) == 0) {
+            if (!isfinite(l)) return err_set(e, "loss is not finite");
+            if (loss) *loss = l;
+            return 0;
+        }
+    }
     train_forward(t, x, n, frames, dropout_on);
     const float *z = t->da[m->n_dense - 1].pre;
     float l = nn_softmax_xent(t->dlogits, z, targets, n, m->info.n_labels);
@@ -398,6 +460,7 @@ int nn_train_step(NnTrainer *t, const float *x, int n, int frames, const float *
 {
     if (nn_train_grads(t, x, n, frames, targets, 1, loss, logits, e) < 0) return -1;
     NnModel *m = t->m;
+    m->dev_stale = 1; /* running statistics changed already, weights below */
     const NnOptim *o = &t->o;
     t->step++;
     float bc1 = 1.0f - powf(o->beta1, (float)t->step), bc2 = 1.0f - powf(o->beta2, (float)t->step);

@@ -43,6 +43,24 @@ const NnInfo *nn_model_info(const NnModel *m);
  * frames must equal fixed_frames when that is non-zero, and be >= min_frames. */
 int nn_forward(NnModel *m, const float *x, int n, int frames, float *probs, ErrMsg *e);
 
+/* Where nn_forward runs. The numbers match the config's `device` (auto, cpu, cuda). A GPU
+ * backend exists only when the program registered one (cuda_backend_init); without it every
+ * model runs on the CPU. A device failure during nn_forward never reaches the caller: out of
+ * memory halves the batch and retries, anything else logs one line and the model goes on
+ * scoring on the CPU. A trainer whose model is on the GPU computes forward + backward there
+ * (the same dropout masks as the CPU would draw) and its optimizer step on the host; a device
+ * failure while training logs one line and the CPU trains from then on. */
+enum NnDevice { NN_DEVICE_AUTO = 0, NN_DEVICE_CPU = 1, NN_DEVICE_CUDA = 2 };
+/* Picks the device for m and uploads its weights there. AUTO: the GPU when one is usable,
+ * else the CPU (never an error). CUDA: -1 with the reason when no GPU is usable. Returns the
+ * device now in use (NN_DEVICE_CPU or NN_DEVICE_CUDA). Not thread-safe against nn_forward on
+ * the same model: call it before sharing the model. */
+int nn_model_set_device(NnModel *m, int device, ErrMsg *e);
+/* NN_DEVICE_CPU or NN_DEVICE_CUDA (CPU again after a device failure). */
+int nn_model_device(const NnModel *m);
+/* "cpu" or e.g. "cuda (NVIDIA H100 80GB HBM3)", for a log line. */
+const char *nn_model_device_name(const NnModel *m);
+
 /* ---- Building and training models (used by `genred train` / `finetune`) ----
  * Conventions (llm.c): parameters, gradients and AdamW m/v each live in one allocation;
  * backward adds into parameter gradients and assigns activation gradients. Deterministic for
@@ -65,6 +83,9 @@ NnModel *nn_model_new(const NnArchConfig *c, uint64_t seed, ErrMsg *e);
 NnModel *nn_model_clone(const NnModel *m);
 /* Copies parameters and running statistics of src into dst (same architecture). */
 void nn_model_copy_weights(NnModel *dst, const NnModel *src);
+/* Weight averaging: avg = decay*avg + (1-decay)*m over the parameters and the batch-norm
+ * running statistics (same architecture; else logged and ignored). Marks avg's device copy stale. */
+void nn_model_ema(NnModel *avg, const NnModel *m, float decay);
 /* Adds or replaces a __metadata__ string (e.g. "command", "train_list", "date"). The keys that
  * describe the net itself (format, arch, labels, display_names, sample_rate, n_fft, hop_length,
  * n_mels, window_seconds, windows, input_scale, input_shift, bn_eps, fcn_channels, dropout) are

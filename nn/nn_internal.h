@@ -60,6 +60,12 @@ struct NnModel {
     char **meta_keys, **meta_vals;
     const char **param_names; /* (n_trainable) */
     int n_trainable;
+    /* The device side (nn_backend.h); dev NULL: CPU only. dev_stale: the weights changed
+     * since the upload; dev_dead: the device failed, the CPU took over for good. */
+    const struct NnBackend *dev;
+    void *dev_net;
+    char dev_name[96];
+    _Atomic int dev_stale, dev_dead;
 };
 
 static inline float *nn_tensor_data(NnModel *m, int i)
@@ -73,6 +79,12 @@ static inline const float *nn_tensor_cdata(const NnModel *m, int i)
     return (t->trainable ? m->params : m->buffers) + t->offset;
 }
 int nn_tensor_find(const NnModel *m, const char *name);
+
+/* net.c: the CPU forward (what nn_forward did before devices) and its input check. */
+int nn_cpu_forward(NnModel *m, const float *x, int n, int frames, float *probs, ErrMsg *e);
+int nn_check_input(const NnModel *m, int n, int frames, ErrMsg *e);
+/* device.c: frees the model's device state (nn_model_free). */
+void nn_device_release(NnModel *m);
 
 /* Output sizes of a block for input h x w (floor pooling). */
 void nn_block_out(const NnBlock *b, int h, int w, int *ho, int *wo);
