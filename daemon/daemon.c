@@ -581,8 +581,16 @@ static NnModel *load_model(Daemon *d, const Config *c, ErrMsg *e)
     if (d->opt->model_path(c->model, path, sizeof path, e) != 0) return NULL;
     ErrMsg why = {{0}};
     NnModel *m = nn_model_load(path, &why);
-    if (!m) err_set(e, "%s: %s", path, why.msg);
-    else log_info("model %s (%s, id %s)", path, nn_model_info(m)->arch, nn_model_info(m)->id);
+    if (!m) {
+        err_set(e, "%s: %s", path, why.msg);
+        return NULL;
+    }
+    /* ConfigDevice and NnDevice share their numbers. A GPU that cannot be used must not stop
+     * the daemon: say so once and go on with the CPU. */
+    if (nn_model_set_device(m, c->device, &why) < 0)
+        log_error("device cuda: %s; using the CPU", why.msg);
+    log_info("model %s (%s, id %s) on %s", path, nn_model_info(m)->arch, nn_model_info(m)->id,
+             nn_model_device_name(m));
     return m;
 }
 
