@@ -1,7 +1,8 @@
 #!/bin/sh
 # Trains one setting with several seeds on the shared GTZAN lists and prints each seed's best
 # and last-5-epoch valid balanced accuracy and their means: the figure models/TRAINING.md
-# quotes. Skips (exit 77) without ../shared/data.
+# quotes; with --ema also the raw weights of the same runs. Skips (exit 77) without
+# ../shared/data.
 # usage: bench/train_seeds.sh GENRED OUTDIR "SEEDS" [parallel jobs] -- [genred train options]
 # e.g.   bench/train_seeds.sh build/cli/genred /tmp/seeds "1 2 3" 3 -- --epochs 30
 set -u
@@ -25,3 +26,6 @@ for s in $seeds; do
 done
 grep -h '^trained' "$out"/seed*.log | sed -n 's/.*balanced \([0-9.]*\) (mean of the last 5 epochs \([0-9.]*\)).*/\1 \2/p' |
     awk '{b += $1; l += $2; n++} END {if (n) printf "mean over %d seeds: best-epoch balanced %.3f, last-5-epoch balanced %.3f\n", n, b / n, l / n}'
+# with --ema the same runs also scored their raw (not averaged) weights: the paired comparison
+grep -h '^trained' "$out"/seed*.log | sed -n 's/.*raw weights: best epoch [0-9]* balanced \([0-9.]*\), last 5 epochs \([0-9.]*\).*/\1 \2/p' |
+    awk '{b += $1; l += $2; n++} END {if (n) printf "raw weights of the same runs, mean over %d seeds: best-epoch balanced %.3f, last-5-epoch balanced %.3f\n", n, b / n, l / n}'

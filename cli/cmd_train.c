@@ -24,6 +24,9 @@ static void usage(FILE *f)
             "          --steps-per-epoch N (files/batch)  --weight-decay X (0.01)\n"
             "          --warmup N (1 epoch)  --lr-min-frac X (0.05, cosine floor)\n"
             "          --patience N (0: off; epochs without a better valid balanced accuracy)\n"
+            "          --ema DECAY (0.99; 0: off; per-step moving average of the weights,\n"
+            "          scored on valid and kept)\n"
+            "          --ema-bn N (0: off; batches re-estimating the average's batch norm)\n"
             "augment: --crop MIN-MAX (64-86 frames, fcn)  --eq-db X (6, random spectral tilt)\n"
             "         --time-masks N (2) --time-mask-max F (12)  --freq-masks N (2)\n"
             "         --freq-mask-max B (8)  --mixup ALPHA (0: off)\n"
@@ -34,7 +37,8 @@ static void usage(FILE *f)
 enum {
     O_DATA = 256, O_TRAIN_LIST, O_VALID_LIST, O_TAGS, O_MIN_PER, O_MAP, O_VFRAC, O_ARCH,
     O_EPOCHS, O_LR, O_BATCH, O_SEED, O_THREADS, O_SPE, O_WD, O_WARM, O_LRMIN, O_PAT, O_CROP,
-    O_EQ, O_TM, O_TMW, O_FM, O_FMW, O_MIX, O_LS, O_NOBAL, O_NOCACHE, O_FCNCH, O_DROP, O_HELP
+    O_EQ, O_TM, O_TMW, O_FM, O_FMW, O_MIX, O_LS, O_NOBAL, O_NOCACHE, O_FCNCH, O_DROP, O_EMA,
+    O_EMABN, O_HELP
 };
 
 static int parse_int(const char *s, long lo, long hi, int *out)
@@ -101,6 +105,8 @@ int cmd_train(int argc, char **argv)
         {"no-cache", no_argument, 0, O_NOCACHE},
         {"fcn-channels", required_argument, 0, O_FCNCH},
         {"dropout", required_argument, 0, O_DROP},
+        {"ema", required_argument, 0, O_EMA},
+        {"ema-bn", required_argument, 0, O_EMABN},
         {"output", required_argument, 0, 'o'},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, O_HELP},
@@ -168,6 +174,8 @@ int cmd_train(int argc, char **argv)
             break;
         }
         case O_DROP: bad = parse_float(a, 0, 0.95, &o.dropout); break;
+        case O_EMA: bad = parse_float(a, 0, 0.99999, &o.ema); break;
+        case O_EMABN: bad = parse_int(a, 0, 100000, &o.ema_bn); break;
         case 'o': output = a; break;
         case 'q': quiet = 1; break;
         case O_HELP: usage(stdout); return 0;
@@ -274,6 +282,9 @@ int cmd_train(int argc, char **argv)
                    "epochs %.3f)",
                    res.best_epoch, res.best_valid_acc, res.best_valid_bal,
                    res.mean_last_valid_bal);
+        if (va.n && o.ema > 0)
+            printf("; raw weights: best epoch %d balanced %.3f, last 5 epochs %.3f",
+                   res.raw_best_epoch, res.raw_best_valid_bal, res.raw_mean_last_valid_bal);
         printf("\nwrote %s\n", output);
         if (va.n) {
             float *probs = xcalloc((size_t)va.n * tr.labels.n, sizeof(float));

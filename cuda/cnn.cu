@@ -1002,8 +1002,8 @@ static int train_locked(CudaNet *net, CudaTrainOut *o, const float *x, const flo
                                          net->ydesc, cur));
             }
             /* cur: d conv out (n, cout, ho, wo) */
-            cudnnConvolutionBwdDataAlgo_t da;
-            cudnnConvolutionBwdFilterAlgo_t fa;
+            cudnnConvolutionBwdDataAlgo_t da = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+            cudnnConvolutionBwdFilterAlgo_t fa = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
             size_t dws = 0, fws = 0;
             TRY(pick_bwd_algos(net, i, &da, &dws, &fa, &fws, e));
             TRY(ensure_ws(net, dws > fws ? dws : fws, e));

@@ -1,7 +1,8 @@
 /* train/train.c: the training loop: class-balanced sampling per file (not per window, so the
  * long clips do not dominate), random crops converted to dB with their own max (as inference
  * converts a window), a random spectral tilt, SpecAugment masks, mixup, label smoothing, a
- * warm-up + cosine learning rate, and selection of the best epoch on valid.
+ * warm-up + cosine learning rate, an optional moving average of the weights (--ema) that valid
+ * scores and that is kept, and selection of the best epoch on valid.
  * It is not the network: nn_train_step does forward, backward and the AdamW step.
  * Deterministic for a given seed (and nn's thread count): one xoshiro256** stream drives every
  * random choice here, in a fixed order. */
@@ -37,6 +38,8 @@ TrainOptions train_default_options(void)
                       .label_smoothing = 0.0f,
                       .balanced = 1,
                       .patience = 0,
+                      .ema = 0.99f,
+                      .ema_bn = 0,
                       .log = NULL};
     return o;
 }
@@ -148,6 +151,29 @@ static void make_example(Rng *r, const TrainFeat *f, int frames, const TrainOpti
     }
 }
 
+/* Re-estimates the batch-norm running statistics of avg on n_batch batches of clean crops
+ * (no tilt, no masks) of the training files. Why: the averaged weights were never run, so the
+ * blended statistics only approximate theirs. nn_train_grads updates the running statistics
+ * (momentum 0.1) and computes gradients that are never applied. Own rng: the training stream
+ * stays the same with or without this. */
+static int ema_bn_pass(NnTrainer *at, Rng *r, const TrainFeat *tf, const int *usable,
+                       int n_usable, int n_batch, int B, int M, int frames, int L,
+                       const TrainOptions *o, float *x, float *tgt, ErrMsg *e)
+{
+    TrainOptions clean = *o;
+    clean.eq_db = 0;
+    clean.time_masks = clean.freq_masks = 0;
+    size_t per = (size_t)M * frames;
+    for (int k = 0; k < n_batch; k++) {
+        for (int b = 0; b < B; b++)
+            make_example(r, &tf[usable[rng_int(r, n_usable)]], frames, &clean, x + b * per);
+        for (int i = 0; i < B * L; i++) tgt[i] = i % L == 0; /* any target: no step follows */
+        float loss;
+        if (nn_train_grads(at, x, B, frames, tgt, 0, &loss, NULL, e) < 0) return -1;
+    }
+    return 0;
+}
+
 static void set_meta_f(NnModel *m, const char *key, double v)
 {
     char buf[64];
@@ -187,8 +213,8 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
                        .fcn_blocks = o->fcn_blocks,
                        .dropout = o->dropout};
     memcpy(ac.fcn_channels, o->fcn_channels, sizeof ac.fcn_channels);
-    NnModel *model = NULL, *best = NULL;
-    NnTrainer *tr = NULL;
+    NnModel *model = NULL, *best = NULL, *avg = NULL;
+    NnTrainer *tr = NULL, *atr = NULL;
     float *x = NULL, *tgt = NULL, *logits = NULL, *vprobs = NULL;
     int *vtruth = NULL;
     int rc = 0;
@@ -229,8 +255,21 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
         vtruth = xmalloc((size_t)nv * sizeof(int));
         for (int i = 0; i < nv; i++) vtruth[i] = valid->items[i].label;
     }
-    Rng rng;
+    Rng rng, bnrng;
     rng_seed(&rng, o->seed ^ 0x7261696e67656e72ull);
+    rng_seed(&bnrng, o->seed ^ 0x656d61626e706173ull);
+    if (o->ema > 0) {
+        avg = nn_model_clone(model);
+        if (o->ema_bn > 0 && !(atr = nn_trainer_new(avg, &opt, o->seed, &e2))) {
+            rc = err_set(e, "trainer: %s", e2.msg);
+            goto done;
+        }
+    }
+    NnModel *scored = avg ? avg : model;
+    double *rawhist = xcalloc((size_t)(o->epochs + 1), sizeof(double));
+    res->raw_best_epoch = 0;
+    res->raw_best_valid_bal = -1;
+    res->raw_mean_last_valid_bal = -1;
     long total = (long)spe * o->epochs, step = 0;
     long warm = (long)spe * o->warmup_epochs;
     int since_best = 0;
@@ -291,7 +330,13 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
             if (nn_train_step(tr, x, B, frames, tgt, (float)lr, &loss, logits, &e2) < 0) {
                 rc = err_set(e, "training step: %s", e2.msg);
                 free(hist);
+                free(rawhist);
                 goto done;
+            }
+            if (avg) {
+                /* the usual warm-up of the decay: early averages forget the random init */
+                float d = (float)(step + 1) / (float)(step + 10);
+                nn_model_ema(avg, model, d < o->ema ? d : o->ema);
             }
             lsum += loss;
             for (int b = 0; b < B; b++) {
@@ -307,10 +352,35 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
         res->epochs_run = ep;
         char vline[160] = "";
         int improved = 0;
-        if (nv) {
+        if (nv && avg) {
+            if (atr && ema_bn_pass(atr, &bnrng, tf, usable, n_usable, o->ema_bn, B, M, cmax, L,
+                                   o, x, tgt, &e2) < 0) {
+                rc = err_set(e, "batch-norm pass: %s", e2.msg);
+                free(hist);
+                free(rawhist);
+                goto done;
+            }
+            /* the raw weights too, so one run compares averaged and raw */
             if (train_predict(model, vf, nv, vprobs, &e2) < 0) {
                 rc = err_set(e, "valid: %s", e2.msg);
                 free(hist);
+                free(rawhist);
+                goto done;
+            }
+            TrainMetrics rm;
+            train_metrics(vprobs, vtruth, NULL, nv, L, &rm);
+            rawhist[ep] = rm.balanced;
+            if (rm.balanced >= res->raw_best_valid_bal) {
+                res->raw_best_valid_bal = rm.balanced;
+                res->raw_best_epoch = ep;
+            }
+            train_metrics_free(&rm);
+        }
+        if (nv) {
+            if (train_predict(scored, vf, nv, vprobs, &e2) < 0) {
+                rc = err_set(e, "valid: %s", e2.msg);
+                free(hist);
+                free(rawhist);
                 goto done;
             }
             TrainMetrics vm;
@@ -323,11 +393,14 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
                 res->best_valid_bal = vm.balanced;
                 res->best_valid_acc = vm.accuracy;
                 res->best_epoch = ep;
-                if (!best) best = nn_model_clone(model);
-                else nn_model_copy_weights(best, model);
+                if (!best) best = nn_model_clone(scored);
+                else nn_model_copy_weights(best, scored);
             }
             snprintf(vline, sizeof vline, "  valid loss %.3f acc %.3f bal %.3f%s", vm.loss,
                      vm.accuracy, vm.balanced, res->best_epoch == ep ? " *" : "");
+            if (avg)
+                snprintf(vline + strlen(vline), sizeof vline - strlen(vline), "  (raw bal %.3f)",
+                         rawhist[ep]);
             train_metrics_free(&vm);
         }
         if (o->log) {
@@ -346,24 +419,36 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
         double sum = 0;
         for (int k = k0; k <= res->epochs_run; k++) sum += hist[k];
         res->mean_last_valid_bal = sum / (res->epochs_run - k0 + 1);
+        if (avg) {
+            sum = 0;
+            for (int k = k0; k <= res->epochs_run; k++) sum += rawhist[k];
+            res->raw_mean_last_valid_bal = sum / (res->epochs_run - k0 + 1);
+        }
     }
     free(hist);
+    free(rawhist);
+    nn_trainer_free(atr);
+    atr = NULL;
     res->seconds = common_now() - t0;
     nn_trainer_free(tr); /* before the model it trains goes away */
     tr = NULL;
-    NnModel *keep = best ? best : model;
-    if (best) {
+    /* no valid set: the last average (or the last weights) */
+    NnModel *keep = best ? best : scored;
+    if (keep != model) {
         nn_model_free(model);
         model = NULL;
     }
+    if (keep != avg) nn_model_free(avg);
+    avg = NULL;
     char buf[1024];
     snprintf(buf, sizeof buf,
              "epochs=%d steps_per_epoch=%d batch=%d lr=%g lr_min_frac=%g warmup=%d "
              "weight_decay=%g crop=%d-%d eq_db=%g time_masks=%dx%d freq_masks=%dx%d "
-             "mixup=%g label_smoothing=%g balanced=%d patience=%d",
+             "mixup=%g label_smoothing=%g balanced=%d patience=%d ema=%g ema_bn=%d",
              o->epochs, spe, B, o->lr, o->lr_min_frac, o->warmup_epochs, o->weight_decay,
              cmin, cmax, o->eq_db, o->time_masks, o->time_mask_max, o->freq_masks,
-             o->freq_mask_max, o->mixup_alpha, o->label_smoothing, o->balanced, o->patience);
+             o->freq_mask_max, o->mixup_alpha, o->label_smoothing, o->balanced, o->patience,
+             o->ema, o->ema_bn);
     nn_model_set_meta(keep, "train_settings", buf);
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
     nn_model_set_meta(keep, "seed", buf);
@@ -381,7 +466,9 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
     model = NULL;
 
 done:
+    nn_trainer_free(atr);
     nn_trainer_free(tr);
+    nn_model_free(avg);
     nn_model_free(model);
     nn_model_free(best);
     for (int l = 0; l < L; l++) free(by[l]);

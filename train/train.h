@@ -169,6 +169,10 @@ typedef struct TrainOptions {
     float label_smoothing;
     int balanced;           /* draw label uniformly, then a file, then a window */
     int patience;           /* epochs without a better valid balanced accuracy, 0: off */
+    float ema;              /* per-step decay of an exponential moving average of the weights
+                             * (0: off); valid scores, and the kept model is, the average */
+    int ema_bn;             /* with ema: batches of clean training crops that re-estimate the
+                             * averaged net's batch-norm statistics before each valid (0: off) */
     FILE *log;              /* per-epoch lines (NULL: silent) */
 } TrainOptions;
 
@@ -178,6 +182,9 @@ typedef struct TrainResult {
     int best_epoch;         /* 1-based, 0: no valid set (the last epoch is kept) */
     int epochs_run;
     double best_valid_acc, best_valid_bal, last_valid_bal, mean_last_valid_bal;
+    /* with ema: the same figures of the raw (not averaged) weights of the same run, -1 without */
+    int raw_best_epoch;
+    double raw_best_valid_bal, raw_mean_last_valid_bal;
     double seconds;
 } TrainResult;
 

@@ -1,9 +1,13 @@
 /* Tests of train/: label folding, folder data sets, labels from tags on a generated library
  * (mixed spellings, untagged files, files tagged by genred, ARTIST groups), and a short
  * training run on generated "genres" whose loss must fall and whose held-out accuracy must be
- * far above chance. Audio is synthesised with sox into a temp folder by gen_library.sh.
- * usage: test_train GEN_LIBRARY_SH fold|folders|tags|smoke
+ * far above chance (also with a moving average of the weights, --ema), and nn_model_ema's
+ * arithmetic on every stored float. Audio is synthesised with sox into a temp folder by
+ * gen_library.sh.
+ * usage: test_train GEN_LIBRARY_SH fold|folders|tags|smoke|smoke_ema|ema
  * Exits 77 (skip) with a reason when sox or ffmpeg is missing. */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +118,97 @@ static int test_folders(const char *script)
     return 0;
 }
 
-static int test_tags(const char *script, int do_train)
+/* The tensors of a saved model, read back from the safetensors file (8-byte header length,
+ * JSON header, raw float32 data): the test sees what nn stores without nn's internals. */
+static float *saved_floats(NnModel *m, const char *name, size_t *count, uint64_t *hlen)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s.safetensors", tmpdir, name);
+    ErrMsg e;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (nn_model_save(m, path, &e) < 0 || common_read_file(path, &data, &len, &e) < 0 || len < 8) {
+        free(data);
+        return NULL;
+    }
+    uint64_t h = 0;
+    for (int i = 7; i >= 0; i--) h = h << 8 | data[i];
+    *hlen = h;
+    *count = (len - 8 - h) / sizeof(float);
+    float *f = xmalloc(*count * sizeof(float) + 1);
+    memcpy(f, data + 8 + h, *count * sizeof(float));
+    free(data);
+    return f;
+}
+
+/* nn_model_ema: avg = decay*avg + (1-decay)*m on parameters and batch-norm running statistics;
+ * decay 1 leaves avg as it was; a model of another architecture is refused. */
+static int test_ema(void)
+{
+    const char *labels[3] = {"a", "b", "c"};
+    NnArchConfig ac = {.arch = "fcn", .n_labels = 3, .labels = labels, .fcn_blocks = 2,
+                       .fcn_channels = {4, 8}, .dropout = -1};
+    ErrMsg e;
+    NnModel *a = nn_model_new(&ac, 1, &e), *b = nn_model_new(&ac, 2, &e);
+    CHECK(a && b, "%s", e.msg);
+    if (!a || !b) return 1;
+    /* one training-mode pass moves b's running statistics away from the initial 0 and 1 */
+    NnOptim opt = {.kind = NN_ADAMW, .lr = 1e-3f};
+    NnTrainer *t = nn_trainer_new(b, &opt, 2, &e);
+    CHECK(t != NULL, "%s", e.msg);
+    int frames = 32;
+    float *x = xmalloc(4 * 64 * (size_t)frames * sizeof(float)), tgt[12] = {0}, loss;
+    for (int i = 0; i < 4 * 64 * frames; i++) x[i] = (float)((i * 37 % 101) - 80);
+    for (int n = 0; n < 4; n++) tgt[n * 3 + n % 3] = 1;
+    CHECK(t && nn_train_grads(t, x, 4, frames, tgt, 0, &loss, NULL, &e) == 0, "%s", e.msg);
+    nn_trainer_free(t);
+    NnModel *avg = nn_model_clone(a);
+    nn_model_ema(avg, b, 0.75f);
+    size_t na, nb, nv;
+    uint64_t ha, hb, hv;
+    float *fa = saved_floats(a, "a", &na, &ha), *fb = saved_floats(b, "b", &nb, &hb);
+    float *fv = saved_floats(avg, "avg", &nv, &hv);
+    CHECK(fa && fb && fv && na == nb && na == nv && ha == hb && ha == hv, "saved layouts");
+    if (fa && fb && fv && na == nv && na == nb) {
+        int bad = 0, moved = 0;
+        for (size_t i = 0; i < na; i++) {
+            float want = 0.75f * fa[i] + 0.25f * fb[i];
+            if (fabsf(fv[i] - want) > 1e-6f * (1 + fabsf(want))) bad++;
+            moved += fa[i] != fb[i];
+        }
+        CHECK(bad == 0, "%d of %zu floats are not the blend", bad, na);
+        /* the running statistics changed too, so every kind of tensor was checked */
+        CHECK(moved > (int)(na * 9 / 10), "only %d of %zu floats differ between a and b", moved,
+              na);
+    }
+    /* decay 1: nothing moves */
+    NnModel *same = nn_model_clone(a);
+    nn_model_ema(same, b, 1.0f);
+    size_t ns;
+    uint64_t hs;
+    float *fs = saved_floats(same, "same", &ns, &hs);
+    CHECK(fs && fa && ns == na && !memcmp(fs, fa, na * sizeof(float)), "decay 1 changed avg");
+    /* another architecture: refused, avg untouched */
+    ac.fcn_channels[1] = 16;
+    NnModel *other = nn_model_new(&ac, 3, &e);
+    nn_model_ema(same, other, 0.5f);
+    free(fs);
+    fs = saved_floats(same, "same2", &ns, &hs);
+    CHECK(fs && fa && ns == na && !memcmp(fs, fa, na * sizeof(float)), "mismatch not refused");
+    free(fa);
+    free(fb);
+    free(fv);
+    free(fs);
+    free(x);
+    nn_model_free(a);
+    nn_model_free(b);
+    nn_model_free(avg);
+    nn_model_free(same);
+    nn_model_free(other);
+    return 0;
+}
+
+static int test_tags(const char *script, int do_train, float ema)
 {
     char dir[512];
     int g = generate(script, "tags", "tags", dir, sizeof dir);
@@ -176,6 +270,8 @@ static int test_tags(const char *script, int do_train)
         to.batch = 16;
         to.seed = 5;
         to.lr = 3e-3f;
+        to.ema = ema;
+        to.ema_bn = ema > 0 ? 3 : 0;
         FILE *log = tmpfile();
         to.log = log;
         NnModel *m = NULL;
@@ -197,6 +293,12 @@ static int test_tags(const char *script, int do_train)
             CHECK(first > 0 && last < 0.8 * first, "loss %.3f -> %.3f", first, last);
             CHECK(res.best_valid_acc >= 0.8, "held-out accuracy %.3f (chance 0.33)",
                   res.best_valid_acc);
+            if (ema > 0)
+                CHECK(res.raw_best_epoch > 0 && res.raw_best_valid_bal >= 0.5,
+                      "raw weights: epoch %d balanced %.3f", res.raw_best_epoch,
+                      res.raw_best_valid_bal);
+            else
+                CHECK(res.raw_best_epoch == 0, "raw figures without ema");
             const NnInfo *info = nn_model_info(m);
             CHECK(info->n_labels == 3 && !strcmp(info->display_names[1], "Hip Hop"),
                   "model labels");
@@ -234,7 +336,8 @@ static int test_tags(const char *script, int do_train)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: test_train GEN_LIBRARY_SH fold|folders|tags|smoke\n");
+        fprintf(stderr,
+                "usage: test_train GEN_LIBRARY_SH fold|folders|tags|smoke|smoke_ema|ema\n");
         return 2;
     }
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -250,8 +353,10 @@ int main(int argc, char **argv)
     int rc = 0;
     if (!strcmp(argv[2], "fold")) rc = test_fold();
     else if (!strcmp(argv[2], "folders")) rc = test_folders(argv[1]);
-    else if (!strcmp(argv[2], "tags")) rc = test_tags(argv[1], 0);
-    else if (!strcmp(argv[2], "smoke")) rc = test_tags(argv[1], 1);
+    else if (!strcmp(argv[2], "tags")) rc = test_tags(argv[1], 0, 0);
+    else if (!strcmp(argv[2], "smoke")) rc = test_tags(argv[1], 1, 0);
+    else if (!strcmp(argv[2], "smoke_ema")) rc = test_tags(argv[1], 1, 0.9f);
+    else if (!strcmp(argv[2], "ema")) rc = test_ema();
     else rc = 2;
     cleanup();
     if (rc == 77) {
