@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "decode.h"
 
 #ifndef GENRED_MODEL_INSTALL_DIR
@@ -300,4 +301,27 @@ int cli_mkdirs(const char *path, ErrMsg *e)
     }
     free(p);
     return 0;
+}
+
+State *cli_state_open(const char *config_path, const char *state_path, bool create, char **path,
+                      int *rc)
+{
+    Config c;
+    ErrMsg e = {{0}};
+    if (config_load(&c, config_path, &e) != 0) {
+        fprintf(stderr, "genred: %s\n", e.msg);
+        *rc = CLI_USAGE;
+        return NULL;
+    }
+    char *p = xstrdup(state_path ? state_path : c.state_path);
+    config_free(&c);
+    State *s = state_open(p, create, &e);
+    if (!s) {
+        fprintf(stderr, "genred: %s: %s\n", p, e.msg);
+        free(p);
+        *rc = CLI_FAILED;
+        return NULL;
+    }
+    *path = p;
+    return s;
 }

@@ -8,6 +8,7 @@
 
 #include "common.h"
 #include "nn.h"
+#include "state.h"
 
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
@@ -50,5 +51,12 @@ void cli_file_error(const char *path, const char *reason);
 
 /* mkdir -p. */
 int cli_mkdirs(const char *path, ErrMsg *e);
+
+/* Opens the daemon's state database: state_path when given, else the config's state.path
+ * (config_path, or the usual lookup). On failure prints `genred: ...` and returns NULL with
+ * *rc set (CLI_USAGE for a bad config, CLI_FAILED for a database that cannot be opened).
+ * *path gets the database path (malloc'd) on success. */
+State *cli_state_open(const char *config_path, const char *state_path, bool create, char **path,
+                      int *rc);
 
 #endif

@@ -9,7 +9,6 @@
 
 #include "cliutil.h"
 #include "commands.h"
-#include "config.h"
 #include "state.h"
 
 static void help(FILE *f)
@@ -124,22 +123,12 @@ int cmd_status(int argc, char **argv)
         fprintf(stderr, "genred: status takes no arguments\n");
         return CLI_USAGE;
     }
-    Config c;
-    ErrMsg e = {{0}};
-    if (config_load(&c, config_path, &e) != 0) {
-        fprintf(stderr, "genred: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    char *path = xstrdup(state_path ? state_path : c.state_path);
-    config_free(&c);
-    State *s = state_open(path, false, &e);
-    if (!s) {
-        fprintf(stderr, "genred: %s: %s\n", path, e.msg);
-        free(path);
-        return CLI_FAILED;
-    }
-    StateCounts n;
+    char *path = NULL;
     int rc = CLI_OK;
+    State *s = cli_state_open(config_path, state_path, false, &path, &rc);
+    if (!s) return rc;
+    ErrMsg e = {{0}};
+    StateCounts n;
     if (state_counts(s, &n, &e) != 0) {
         fprintf(stderr, "genred: %s: %s\n", path, e.msg);
         rc = CLI_FAILED;

@@ -16,7 +16,6 @@
 
 #include "cliutil.h"
 #include "commands.h"
-#include "config.h"
 #include "state.h"
 #include "tagger.h"
 
@@ -129,22 +128,12 @@ int cmd_untag(int argc, char **argv)
         help(stderr);
         return CLI_USAGE;
     }
-    Config c;
-    ErrMsg e = {{0}};
-    if (config_load(&c, config_path, &e) != 0) {
-        fprintf(stderr, "genred: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    char *path = xstrdup(state_path ? state_path : c.state_path);
-    config_free(&c);
     /* Created when missing: untag then still removes genred's tags from files it never
      * recorded (tagged by `genred tag`). */
-    State *s = state_open(path, true, &e);
-    if (!s) {
-        fprintf(stderr, "genred: %s: %s\n", path, e.msg);
-        free(path);
-        return CLI_FAILED;
-    }
+    char *path = NULL;
+    int rc = CLI_OK;
+    State *s = cli_state_open(config_path, state_path, true, &path, &rc);
+    if (!s) return rc;
     int failed = 0;
     for (int i = optind; i < argc; i++) failed += untag_one(s, argv[i], dry, quiet);
     state_close(s);
