@@ -217,6 +217,7 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
     NnTrainer *tr = NULL, *atr = NULL;
     float *x = NULL, *tgt = NULL, *logits = NULL, *vprobs = NULL;
     int *vtruth = NULL;
+    double *hist = NULL, *rawhist = NULL; /* (epochs + 1) valid balanced accuracy per epoch */
     int rc = 0;
     if (n_usable == 0 || labels_present < 2) {
         rc = err_set(e, "need training files of at least two labels, have %d files", n_usable);
@@ -266,14 +267,14 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
         }
     }
     NnModel *scored = avg ? avg : model;
-    double *rawhist = xcalloc((size_t)(o->epochs + 1), sizeof(double));
+    rawhist = xcalloc((size_t)(o->epochs + 1), sizeof(double));
     res->raw_best_epoch = 0;
     res->raw_best_valid_bal = -1;
     res->raw_mean_last_valid_bal = -1;
     long total = (long)spe * o->epochs, step = 0;
     long warm = (long)spe * o->warmup_epochs;
     int since_best = 0;
-    double *hist = xcalloc((size_t)(o->epochs + 1), sizeof(double));
+    hist = xcalloc((size_t)(o->epochs + 1), sizeof(double));
     res->best_valid_bal = -1;
     for (int ep = 1; ep <= o->epochs; ep++) {
         double te = common_now(), lsum = 0;
@@ -329,8 +330,6 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
             float loss;
             if (nn_train_step(tr, x, B, frames, tgt, (float)lr, &loss, logits, &e2) < 0) {
                 rc = err_set(e, "training step: %s", e2.msg);
-                free(hist);
-                free(rawhist);
                 goto done;
             }
             if (avg) {
@@ -356,15 +355,11 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
             if (atr && ema_bn_pass(atr, &bnrng, tf, usable, n_usable, o->ema_bn, B, M, cmax, L,
                                    o, x, tgt, &e2) < 0) {
                 rc = err_set(e, "batch-norm pass: %s", e2.msg);
-                free(hist);
-                free(rawhist);
                 goto done;
             }
             /* the raw weights too, so one run compares averaged and raw */
             if (train_predict(model, vf, nv, vprobs, &e2) < 0) {
                 rc = err_set(e, "valid: %s", e2.msg);
-                free(hist);
-                free(rawhist);
                 goto done;
             }
             TrainMetrics rm;
@@ -379,8 +374,6 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
         if (nv) {
             if (train_predict(scored, vf, nv, vprobs, &e2) < 0) {
                 rc = err_set(e, "valid: %s", e2.msg);
-                free(hist);
-                free(rawhist);
                 goto done;
             }
             TrainMetrics vm;
@@ -425,8 +418,6 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
             res->raw_mean_last_valid_bal = sum / (res->epochs_run - k0 + 1);
         }
     }
-    free(hist);
-    free(rawhist);
     nn_trainer_free(atr);
     atr = NULL;
     res->seconds = common_now() - t0;
@@ -480,5 +471,7 @@ done:
     free(logits);
     free(vprobs);
     free(vtruth);
+    free(hist);
+    free(rawhist);
     return rc;
 }
