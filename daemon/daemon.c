@@ -1,7 +1,8 @@
 /* daemon: see daemon.h.
  * Pieces: a string set (queue membership, paths in the running batch), the FIFO of queued
  * paths, the batch thread (classify, tag, record), the file checks (consider: does this path
- * need work?), the folder walk of start-up and rescans, reload, and the loop itself.
+ * need work?), the folder walk of start-up and rescans, the model file's watch, reload (the
+ * model half shared with the watch: swap_model), and the loop itself.
  * Ordering that matters: a batch's results are all recorded (by the batch thread) before the loop
  * joins it, and the loop starts the next batch only after that join, so a kill -9 at any moment
  * leaves every file either recorded or untouched-or-tagged-by-this-model (see consider()). */
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -342,6 +344,22 @@ static void batch_free(Batch *b)
 
 /* ---- the daemon ---- */
 
+/* Seconds the model file must be quiet after it was replaced or written before it is read
+ * again: a writer that writes in place and then closes is not read half-written. */
+#define MODEL_DEBOUNCE_S 0.5
+
+/* The watch on the model file: its own inotify fd (the library watcher's paths are music
+ * folders), on the folder of the path as configured and on the folder of the file it resolved
+ * to at load (the same folder unless the path is a symlink), matching each one's name. A new
+ * file renamed over it, one written and closed, a new symlink: each makes a reload due
+ * MODEL_DEBOUNCE_S after the last of its events. */
+typedef struct ModelWatch {
+    int fd;        /* -1: not watched (inotify unavailable) */
+    int wd[2];     /* [0]: the configured path's folder, [1]: the resolved file's; -1: none */
+    char *path[2]; /* the file each wd is for; NULL: none */
+    double due;    /* when to load the model again; 0: no change seen */
+} ModelWatch;
+
 typedef struct Daemon {
     const DaemonOptions *opt;
     Config cfg;
@@ -351,6 +369,7 @@ typedef struct Daemon {
     State *wstate; /* the batch thread's */
     Watch *watch;
     Hooks *hooks;
+    ModelWatch mw;
     int ep, sfd, tfd, efd;
     Paths queue;   /* FIFO; entries no longer in `queued` were dropped */
     size_t queue_head;
@@ -539,6 +558,129 @@ static void drain_watch(Daemon *d)
     }
 }
 
+/* ---- the model file's watch (ModelWatch) ---- */
+
+#define MODEL_MASK                                                                                 \
+    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY | IN_ONLYDIR | IN_EXCL_UNLINK)
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static void model_watch_init(ModelWatch *mw)
+{
+    *mw = (ModelWatch){.fd = -1, .wd = {-1, -1}};
+    mw->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (mw->fd < 0)
+        log_warn("cannot watch the model file (inotify: %s); SIGHUP still reloads it",
+                 strerror(errno));
+}
+
+static void model_watch_free(ModelWatch *mw)
+{
+    if (mw->fd >= 0) close(mw->fd);
+    free(mw->path[0]);
+    free(mw->path[1]);
+    *mw = (ModelWatch){.fd = -1, .wd = {-1, -1}};
+}
+
+/* Watches the folder holding path; returns the wd, -1 when it cannot. */
+static int model_watch_folder(int fd, const char *path)
+{
+    const char *name = base_name(path);
+    char dir[PATH_MAX];
+    if (name == path)
+        snprintf(dir, sizeof dir, ".");
+    else if (name == path + 1)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(name - path - 1), path);
+    int wd = inotify_add_watch(fd, dir, MODEL_MASK);
+    if (wd < 0) log_warn("cannot watch %s for a new model file: %s", dir, strerror(errno));
+    return wd;
+}
+
+/* Points the watch at the model file about to be read: path as configured and, through
+ * symlinks, the file it resolves to now. Nothing changes when both are already watched. */
+static void model_watch_set(ModelWatch *mw, const char *path)
+{
+    if (mw->fd < 0) return;
+    char *want[2] = {xstrdup(path), realpath(path, NULL)}; /* NULL: missing, watch the name */
+    bool same = true;
+    for (int i = 0; i < 2; i++) {
+        if (want[i])
+            same = same && mw->path[i] && strcmp(want[i], mw->path[i]) == 0 && mw->wd[i] >= 0;
+        else
+            same = same && !mw->path[i];
+    }
+    if (same) {
+        free(want[0]);
+        free(want[1]);
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        /* Both names in one folder share one wd: remove it once. */
+        if (mw->wd[i] >= 0 && (i == 0 || mw->wd[1] != mw->wd[0]))
+            inotify_rm_watch(mw->fd, mw->wd[i]);
+        free(mw->path[i]);
+        mw->path[i] = want[i];
+        mw->wd[i] = want[i] ? model_watch_folder(mw->fd, want[i]) : -1;
+    }
+    if (mw->wd[0] >= 0 || mw->wd[1] >= 0)
+        log_info("watching the model file %s%s%s", path,
+                 want[1] && strcmp(want[1], path) != 0 ? " -> " : "",
+                 want[1] && strcmp(want[1], path) != 0 ? want[1] : "");
+}
+
+static void model_watch_event(ModelWatch *mw, const struct inotify_event *ev)
+{
+    if (ev->mask & IN_Q_OVERFLOW) { /* events lost: look at the file again */
+        mw->due = common_now() + MODEL_DEBOUNCE_S;
+        return;
+    }
+    if (ev->wd < 0 || (ev->wd != mw->wd[0] && ev->wd != mw->wd[1])) return; /* an old watch */
+    if (ev->mask & IN_IGNORED) {
+        /* The folder was deleted or unmounted: the next reload (SIGHUP) watches it again. */
+        log_warn("%s: its folder is gone; the model file is no longer watched",
+                 mw->path[ev->wd == mw->wd[0] ? 0 : 1]);
+        for (int i = 0; i < 2; i++)
+            if (mw->wd[i] == ev->wd) mw->wd[i] = -1;
+        return;
+    }
+    if (!ev->len) return;
+    for (int i = 0; i < 2; i++) {
+        if (mw->wd[i] != ev->wd || strcmp(ev->name, base_name(mw->path[i])) != 0) continue;
+        /* As in watch.c: a new or finished file starts the debounce, a write extends it. */
+        if ((ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)) ||
+            ((ev->mask & IN_MODIFY) && mw->due > 0)) {
+            if (mw->due == 0) log_debug("model file %s changed", mw->path[i]);
+            mw->due = common_now() + MODEL_DEBOUNCE_S;
+        }
+        return;
+    }
+}
+
+static void model_watch_process(ModelWatch *mw)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t n = read(mw->fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n < 0 && errno != EAGAIN)
+                log_error("reading the model file's inotify: %s", strerror(errno));
+            return;
+        }
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            model_watch_event(mw, ev);
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
+
 /* ---- configuration, model, watcher, hooks ---- */
 
 static int load_config(const DaemonOptions *o, Config *c, ErrMsg *e)
@@ -579,6 +721,8 @@ static NnModel *load_model(Daemon *d, const Config *c, ErrMsg *e)
 {
     char path[PATH_MAX];
     if (d->opt->model_path(c->model, path, sizeof path, e) != 0) return NULL;
+    /* Watched before it is read: a replacement from now on is seen. */
+    model_watch_set(&d->mw, path);
     ErrMsg why = {{0}};
     NnModel *m = nn_model_load(path, &why);
     if (!m) {
@@ -640,6 +784,37 @@ static bool same_strings(const ConfigStrings *a, const ConfigStrings *b)
     return true;
 }
 
+/* The model half of a reload, for SIGHUP and the model file's watch: loads the model c names
+ * (on c's device, as at start-up) and puts it in place of the running one. Between batches only:
+ * the batch thread reads the model. A model that fails to load (half-written, broken) leaves the
+ * running one, with one error line. Returns 1 when the model id changed (the caller rescans:
+ * state_needs_work compares model ids, so files tagged by the old model are queued again), 0
+ * when it did not, -1 when the running model was kept. */
+static int swap_model(Daemon *d, const Config *c, const char *who)
+{
+    ErrMsg e = {{0}};
+    d->mw.due = 0; /* this load reads what the file holds now; later events make a new one due */
+    NnModel *m = load_model(d, c, &e);
+    if (!m) {
+        log_error("%s: %s; keeping the running model", who, e.msg);
+        return -1;
+    }
+    bool new_id = strcmp(nn_model_info(m)->id, d->info->id) != 0;
+    nn_model_free(d->model);
+    d->model = m;
+    d->info = nn_model_info(m);
+    return new_id;
+}
+
+/* Between batches, once the model file has been quiet for MODEL_DEBOUNCE_S after a change:
+ * the model alone is loaded again; config, hooks and watches stay. Queued files stay queued. */
+static void model_changed(Daemon *d)
+{
+    if (swap_model(d, &d->cfg, "model file changed") <= 0) return;
+    log_info("model file changed: new model %s; the libraries will be re-tagged", d->info->id);
+    scan_all(d);
+}
+
 /* Between batches: a new config, model, hooks and (when libraries or debounce changed) watcher.
  * The queue stays; whatever fails to load keeps the old one running. */
 static void reload(Daemon *d)
@@ -657,16 +832,8 @@ static void reload(Daemon *d)
     common_log_level = c.log_level;
     if (strcmp(c.state_path, d->cfg.state_path) != 0)
         log_warn("reload: state.path changed; the new one takes effect on restart");
-    NnModel *m = load_model(d, &c, &e);
-    if (!m) {
-        log_error("reload: %s; keeping the running model", e.msg);
-    } else {
-        bool new_id = strcmp(nn_model_info(m)->id, d->info->id) != 0;
-        nn_model_free(d->model);
-        d->model = m;
-        d->info = nn_model_info(m);
-        if (new_id) log_info("reload: new model %s: the libraries will be re-tagged", d->info->id);
-    }
+    if (swap_model(d, &c, "reload") > 0)
+        log_info("reload: new model %s: the libraries will be re-tagged", d->info->id);
     Hooks *h = make_hooks(&c, &e);
     if (!h) {
         log_error("reload: hooks: %s; keeping the running ones", e.msg);
@@ -834,6 +1001,11 @@ static void arm_timer(Daemon *d)
         if (b < 0) b = 0;
         if (wait < 0 || b < wait) wait = b;
     }
+    if (d->mw.due > 0 && !d->batch && !d->stop) { /* during a batch, its end wakes the loop */
+        double m = d->mw.due - now;
+        if (m < 0) m = 0;
+        if (wait < 0 || m < wait) wait = m;
+    }
     if (d->release_at > 0) {
         double r = d->release_at - now;
         if (r < 0) r = 0;
@@ -913,7 +1085,8 @@ static int setup_fds(Daemon *d, ErrMsg *e)
     if (d->sfd < 0 || d->tfd < 0 || d->efd < 0 || d->ep < 0)
         return err_set(e, "cannot create the loop's descriptors: %s", strerror(errno));
     if (epoll_add(d->ep, d->sfd) || epoll_add(d->ep, d->tfd) || epoll_add(d->ep, d->efd) ||
-        epoll_add(d->ep, watch_fd(d->watch)) || epoll_add(d->ep, hooks_fd(d->hooks)))
+        epoll_add(d->ep, watch_fd(d->watch)) || epoll_add(d->ep, hooks_fd(d->hooks)) ||
+        (d->mw.fd >= 0 && epoll_add(d->ep, d->mw.fd)))
         return err_set(e, "epoll_ctl: %s", strerror(errno));
     return 0;
 }
@@ -932,6 +1105,7 @@ static void teardown(Daemon *d)
     if (d->state) state_close(d->state);
     if (d->wstate) state_close(d->wstate);
     if (d->model) nn_model_free(d->model);
+    model_watch_free(&d->mw);
     int fds[] = {d->ep, d->sfd, d->tfd, d->efd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0) close(fds[i]);
@@ -944,7 +1118,8 @@ static void teardown(Daemon *d)
 
 int daemon_run(const DaemonOptions *o, ErrMsg *e)
 {
-    Daemon dd = {.opt = o, .ep = -1, .sfd = -1, .tfd = -1, .efd = -1};
+    Daemon dd = {.opt = o, .mw = {.fd = -1, .wd = {-1, -1}}, .ep = -1, .sfd = -1, .tfd = -1,
+                 .efd = -1};
     Daemon *d = &dd;
     int rc = -1;
     if (!o->model_path) return err_set(e, "no model resolver");
@@ -958,6 +1133,7 @@ int daemon_run(const DaemonOptions *o, ErrMsg *e)
     if (load_config(o, &d->cfg, e) != 0) return -1;
     common_log_level = d->cfg.log_level;
     ErrMsg why = {{0}};
+    model_watch_init(&d->mw);
     if (!(d->model = load_model(d, &d->cfg, e))) goto out;
     d->info = nn_model_info(d->model);
     if (!(d->state = state_open(d->cfg.state_path, true, &why)) ||
@@ -976,7 +1152,10 @@ int daemon_run(const DaemonOptions *o, ErrMsg *e)
     log_info("ready: %zu files queued", d->queued.n);
 
     for (;;) {
-        if (d->reload && !d->batch && !d->stop) reload(d);
+        if (d->reload && !d->batch && !d->stop)
+            reload(d);
+        else if (d->mw.due > 0 && !d->batch && !d->stop && common_now() >= d->mw.due)
+            model_changed(d);
         drain_watch(d);
         double now = common_now();
         if (batch_due(d, now)) start_batch(d);
@@ -1012,6 +1191,8 @@ int daemon_run(const DaemonOptions *o, ErrMsg *e)
                 finish_batch(d);
             } else if (fd == watch_fd(d->watch)) {
                 if (watch_process(d->watch, &why) < 0) log_error("%s", why.msg);
+            } else if (fd == d->mw.fd) {
+                model_watch_process(&d->mw);
             }
         }
         hooks_dispatch(d->hooks); /* cheap; also enforces hook timeouts on timer wakeups */

@@ -1,10 +1,11 @@
 /* daemon: the `genred watch` event loop: keeps the configured libraries tagged with no one
  * watching (DESIGN.md §1, §6–§9).
  *
- * What it is: one epoll loop (redis style) over the inotify watcher, a signalfd (SIGTERM, SIGINT,
- * SIGHUP), one timerfd (debounce, batch wait, hook timeouts, systemd watchdog), the hooks' fd and
- * an eventfd that a batch thread writes when its batch is done. Signals only set flags; the loop
- * does the work. With nothing to do it sleeps in epoll_wait with no timeout (0 wakeups/s), after
+ * What it is: one epoll loop (redis style) over the inotify watcher, a second inotify fd on the
+ * model file's folder, a signalfd (SIGTERM, SIGINT, SIGHUP), one timerfd (debounce, batch wait,
+ * model file debounce, hook timeouts, systemd watchdog), the hooks' fd and an eventfd that a
+ * batch thread writes when its batch is done. Signals only set flags; the loop does the work.
+ * With nothing to do it sleeps in epoll_wait with no timeout (0 wakeups/s), after
  * one last wakeup 10 s into its idleness that hands memory back (freed heap, and the shared
  * libraries' code pages no other process maps, with MADV_PAGEOUT): idle RSS is about the model,
  * the relocated library data and the loop, not the last batch's peak.
@@ -23,8 +24,10 @@
  * Invariants: the model, the main State handle, the watcher and the hooks belong to the loop's
  * thread; the batch thread uses its own State handle and reads the model only while the loop
  * waits for it (a reload happens between batches). SIGHUP reloads the config and the model
- * without dropping queued files; SIGTERM/SIGINT let the running batch finish, record it and run
- * its hooks, then daemon_run returns 0. */
+ * without dropping queued files; a replaced model file (renamed over, or written and closed, then
+ * quiet for 0.5 s) reloads the model alone, the same way, and a new model id re-tags the
+ * libraries. SIGTERM/SIGINT let the running batch finish, record it and run its hooks, then
+ * daemon_run returns 0. */
 #ifndef GENRED_DAEMON_H
 #define GENRED_DAEMON_H
 

@@ -101,11 +101,13 @@ class Lib:
         e.update(HOOK_LOG=self.hooklog, GENRED_M3U_DIR=self.m3u, GENRED_DEBUG_SIGNALS="1")
         return e
 
-    def start(self, *args, env=None):
+    def start(self, *args, env=None, model_flag=True):
+        """model_flag=False: no --model, the config's `model` is used (and re-read on SIGHUP)."""
         logf = open(self.log, "ab")
+        model = ["--model", self.model] if model_flag else []
         self.proc = subprocess.Popen(
-            [GENRED, "watch", "--config", self.conf, "--model", self.model, "--log-level",
-             "debug", *args], stdout=logf, stderr=logf, env=env or self.env())
+            [GENRED, "watch", "--config", self.conf, *model, "--log-level", "debug", *args],
+            stdout=logf, stderr=logf, env=env or self.env())
         logf.close()
         self.wait_log("ready:", 30)
         return self.proc
