@@ -837,3 +837,16 @@ void nn_model_copy_weights(NnModel *dst, const NnModel *src)
     memcpy(dst->buffers, src->buffers, sizeof(float) * src->n_buffers);
     dst->dev_stale = 1;
 }
+
+int64_t nn_model_bn_count(const NnModel *m) { return m->n_buffers; }
+
+void nn_model_bn_get(const NnModel *m, float *out)
+{
+    memcpy(out, m->buffers, sizeof(float) * m->n_buffers);
+}
+
+void nn_model_bn_set(NnModel *m, const float *in)
+{
+    memcpy(m->buffers, in, sizeof(float) * m->n_buffers);
+    m->dev_stale = 1;
+}

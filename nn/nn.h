@@ -83,6 +83,13 @@ NnModel *nn_model_new(const NnArchConfig *c, uint64_t seed, ErrMsg *e);
 NnModel *nn_model_clone(const NnModel *m);
 /* Copies parameters and running statistics of src into dst (same architecture). */
 void nn_model_copy_weights(NnModel *dst, const NnModel *src);
+/* The batch-norm running statistics, all in one array of nn_model_bn_count floats: for a
+ * trainer that keeps the statistics of some batches only (fine-tuning keeps those of clean
+ * batches, so noisy ones do not move what clean audio is scored with). set marks the device
+ * copy stale. */
+int64_t nn_model_bn_count(const NnModel *m);
+void nn_model_bn_get(const NnModel *m, float *out);
+void nn_model_bn_set(NnModel *m, const float *in);
 /* Weight averaging: avg = decay*avg + (1-decay)*m over the parameters and the batch-norm
  * running statistics (same architecture; else logged and ignored). Marks avg's device copy stale. */
 void nn_model_ema(NnModel *avg, const NnModel *m, float decay);
