@@ -569,3 +569,29 @@ int state_integrity_check(State *s, ErrMsg *e)
     sqlite3_finalize(st);
     return ret;
 }
+
+int state_paths_with_model(State *s, const char *model, char ***paths, size_t *n, ErrMsg *e)
+{
+    *paths = NULL;
+    *n = 0;
+    sqlite3_stmt *st = prepare(
+        s, "SELECT path FROM tracks WHERE status = 0 AND NOT untagged AND model = ?1 ORDER BY path",
+        e);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) *paths = xrealloc(*paths, (cap = cap ? 2 * cap : 16) * sizeof **paths);
+        (*paths)[(*n)++] = column_dup(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < *n; i++) free((*paths)[i]);
+        free(*paths);
+        *paths = NULL;
+        *n = 0;
+        return db_err(s, e, "query");
+    }
+    return 0;
+}

@@ -116,6 +116,10 @@ int state_forget(State *s, const char *path, ErrMsg *e);
  * Returns the number of rows moved, -1 on error. */
 int state_rename(State *s, const char *old_path, const char *new_path, ErrMsg *e);
 
+/* The paths of the ok, not excluded rows whose result came from model (a model id), sorted;
+ * *paths (malloc'd, each entry too) gets *n entries. For `genred finetune --retag`. */
+int state_paths_with_model(State *s, const char *model, char ***paths, size_t *n, ErrMsg *e);
+
 /* PRAGMA integrity_check: 0 when the database is sound, -1 with the first problem. */
 int state_integrity_check(State *s, ErrMsg *e);
 
