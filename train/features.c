@@ -28,7 +28,11 @@ TrainFeatOptions train_feat_default_options(void)
                           .n_windows = 6,
                           .short_policy = DECODE_SHORT_WHOLE,
                           .threads = 0,
-                          .cache_dir = NULL};
+                          .cache_dir = NULL,
+                          .keep_samples = 0,
+                          .noise = TRAIN_NOISE_NONE,
+                          .noise_snr = 0,
+                          .noise_seed = 0};
     return o;
 }
 
@@ -46,7 +50,10 @@ char *train_default_cache_dir(void)
 void train_features_free(TrainFeat *f, int n)
 {
     if (!f) return;
-    for (int i = 0; i < n; i++) free(f[i].power);
+    for (int i = 0; i < n; i++) {
+        free(f[i].power);
+        free(f[i].samples);
+    }
     free(f);
 }
 
@@ -144,8 +151,12 @@ static void compute_one(FeatJob *j, int i)
     const TrainItem *it = &j->set->items[i];
     TrainFeat *f = &j->out[i];
     char file[4200];
-    cache_name(j->o, it->path, file, sizeof file);
-    if (cache_read(file, j->o, f) == 0) return;
+    /* noisy features are never cached (they depend on the noise settings, and are cheap next
+     * to the decode they need anyway); kept samples need the decode too */
+    int noisy = j->o->noise >= 0;
+    file[0] = 0;
+    if (!noisy) cache_name(j->o, it->path, file, sizeof file);
+    if (!j->o->keep_samples && cache_read(file, j->o, f) == 0) return;
     DecodeOptions d = decode_default_options();
     d.sample_rate = j->o->sample_rate;
     d.window_samples = j->o->window_samples;
@@ -163,9 +174,18 @@ static void compute_one(FeatJob *j, int i)
     f->n_seg = w.n_windows;
     size_t per = (size_t)f->n_mels * f->frames;
     f->power = xmalloc(per * f->n_seg * sizeof(float));
-    for (int s = 0; s < f->n_seg; s++)
-        mel_compute_power(j->plan, w.samples + (size_t)s * w.window_len, w.window_len,
-                          f->power + s * per);
+    size_t all = (size_t)f->n_seg * w.window_len;
+    if (j->o->keep_samples) {
+        f->n_samples = w.window_len;
+        f->samples = xmalloc(all * sizeof(float));
+        memcpy(f->samples, w.samples, all * sizeof(float));
+    }
+    uint64_t seed = fnv(it->rel, strlen(it->rel), j->o->noise_seed ^ 1469598103934665603ull);
+    for (int s = 0; s < f->n_seg; s++) {
+        float *x = w.samples + (size_t)s * w.window_len;
+        if (noisy) train_add_noise(x, w.window_len, j->o->noise, j->o->noise_snr, seed + (uint64_t)s);
+        mel_compute_power(j->plan, x, w.window_len, f->power + s * per);
+    }
     decode_windows_free(&w);
     cache_write(file, f);
 }

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "mel.h"
+#include "rng.h"
 #include "train.h"
+#include "train_internal.h"
 
 TrainOptions train_default_options(void)
 {
@@ -44,51 +46,6 @@ TrainOptions train_default_options(void)
     return o;
 }
 
-/* ---- random numbers (xoshiro256**, seeded through splitmix64) ---- */
-
-typedef struct Rng {
-    uint64_t s[4];
-} Rng;
-
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(Rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(Rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return res;
-}
-
-static double rng_uniform(Rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
-
-/* Uniform integer in [0, n). */
-static int rng_int(Rng *r, int n) { return n <= 1 ? 0 : (int)(rng_uniform(r) * n); }
-
-static double rng_normal(Rng *r)
-{
-    double u = rng_uniform(r), v = rng_uniform(r);
-    return sqrt(-2.0 * log(u + 1e-300)) * cos(2.0 * M_PI * v);
-}
-
 /* Gamma(a, 1) by Marsaglia & Tsang; a < 1 through the a+1 boost. */
 static double rng_gamma(Rng *r, double a)
 {
@@ -111,17 +68,62 @@ static double rng_beta(Rng *r, double a)
 
 /* ---- one training example ---- */
 
+/* Waveform augmentation while training: what make_example needs beyond one file. */
+typedef struct AugCtx {
+    const TrainAugment *a;
+    MelPlan *plan;       /* mel of an augmented crop (owned) */
+    const TrainFeat *tf; /* every training file, for the second file of a mix */
+    const int *usable;
+    int n_usable;
+    int hop, sample_rate;
+    float *wave, *other, *scratch; /* one crop each */
+} AugCtx;
+
+/* n samples of window s of f from start on, wrapping around a window shorter than that (as the
+ * clean path tiles spectrogram columns). */
+static void crop_samples(const TrainFeat *f, int s, int start, int n, float *out)
+{
+    const float *seg = f->samples + (size_t)s * f->n_samples;
+    for (int i = 0; i < n; i++) out[i] = seg[(start + i) % f->n_samples];
+}
+
 /* Copies a random crop of frames columns from a random window of f into out (n_mels, frames),
- * tiling a window shorter than the crop, and applies the tilt, dB conversion and masks. */
-static void make_example(Rng *r, const TrainFeat *f, int frames, const TrainOptions *o, float *out)
+ * tiling a window shorter than the crop, and applies the tilt, dB conversion and masks.
+ * clean_out (may be NULL) gets the same crop in dB with no augmentation, for a teacher.
+ * With aug (and f's samples), the crop may instead be cut from the waveform, augmented there
+ * and turned into a power mel spectrogram of the same frames. */
+static void make_example(Rng *r, const TrainFeat *f, int frames, const TrainOptions *o,
+                         const AugCtx *aug, float *out, float *clean_out)
 {
     int M = f->n_mels;
     int s = rng_int(r, f->n_seg);
     const float *seg = f->power + (size_t)s * M * f->frames;
     int off = f->frames > frames ? rng_int(r, f->frames - frames + 1) : 0;
-    for (int m = 0; m < M; m++)
-        for (int t = 0; t < frames; t++)
-            out[m * frames + t] = seg[(size_t)m * f->frames + (off + t) % f->frames];
+    if (clean_out) { /* the same crop as inference would see it: no augmentation at all */
+        for (int m = 0; m < M; m++)
+            for (int t = 0; t < frames; t++)
+                clean_out[m * frames + t] = seg[(size_t)m * f->frames + (off + t) % f->frames];
+        mel_power_to_db(clean_out, M * frames);
+    }
+    TrainAugDraw d = {0};
+    if (aug && f->samples) train_augment_draw(r, aug->a, &d);
+    if (d.mix || d.noise || d.band) {
+        /* mel_frames((frames - 1) * hop + 1) == frames */
+        int n = (frames - 1) * aug->hop + 1;
+        crop_samples(f, s, off * aug->hop, n, aug->wave);
+        if (d.mix) {
+            const TrainFeat *g = &aug->tf[aug->usable[rng_int(r, aug->n_usable)]];
+            int gs = rng_int(r, g->n_seg);
+            int goff = g->n_samples > n ? rng_int(r, g->n_samples - n + 1) : 0;
+            crop_samples(g, gs, goff, n, aug->other);
+        }
+        train_augment_apply(r, &d, aug->sample_rate, aug->wave, n, aug->other, aug->scratch);
+        mel_compute_power(aug->plan, aug->wave, n, out);
+    } else {
+        for (int m = 0; m < M; m++)
+            for (int t = 0; t < frames; t++)
+                out[m * frames + t] = seg[(size_t)m * f->frames + (off + t) % f->frames];
+    }
     if (o->eq_db > 0) {
         /* A whole-window gain cancels in the per-window max: only a frequency-dependent gain
          * (here a linear tilt in dB across the bands) changes what the net sees. */
@@ -166,12 +168,23 @@ static int ema_bn_pass(NnTrainer *at, Rng *r, const TrainFeat *tf, const int *us
     size_t per = (size_t)M * frames;
     for (int k = 0; k < n_batch; k++) {
         for (int b = 0; b < B; b++)
-            make_example(r, &tf[usable[rng_int(r, n_usable)]], frames, &clean, x + b * per);
+            make_example(r, &tf[usable[rng_int(r, n_usable)]], frames, &clean, NULL, x + b * per, NULL);
         for (int i = 0; i < B * L; i++) tgt[i] = i % L == 0; /* any target: no step follows */
         float loss;
         if (nn_train_grads(at, x, B, frames, tgt, 0, &loss, NULL, e) < 0) return -1;
     }
     return 0;
+}
+
+/* With a blend: *blended (made on first use) = blend * m + (1 - blend) * init, returned;
+ * else m itself. */
+static NnModel *blend_with_init(const TrainOptions *o, NnModel *m, NnModel **blended)
+{
+    if (!o->init || !(o->blend > 0 && o->blend < 1)) return m;
+    if (!*blended) *blended = nn_model_clone(m);
+    else nn_model_copy_weights(*blended, m);
+    nn_model_ema(*blended, o->init, o->blend);
+    return *blended;
 }
 
 static void set_meta_f(NnModel *m, const char *key, double v)
@@ -213,10 +226,13 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
                        .fcn_blocks = o->fcn_blocks,
                        .dropout = o->dropout};
     memcpy(ac.fcn_channels, o->fcn_channels, sizeof ac.fcn_channels);
-    NnModel *model = NULL, *best = NULL, *avg = NULL;
+    NnModel *model = NULL, *best = NULL, *avg = NULL, *blended = NULL;
     NnTrainer *tr = NULL, *atr = NULL;
     float *x = NULL, *tgt = NULL, *logits = NULL, *vprobs = NULL;
     int *vtruth = NULL;
+    AugCtx aug = {0};
+    float *tx = NULL, *tprobs = NULL; /* the teacher's input and output (distillation) */
+    float *bn_keep = NULL;
     double *hist = NULL, *rawhist = NULL; /* (epochs + 1) valid balanced accuracy per epoch */
     int rc = 0;
     if (n_usable == 0 || labels_present < 2) {
@@ -224,8 +240,14 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
         goto done;
     }
     ErrMsg e2;
-    model = nn_model_new(&ac, o->seed, &e2);
-    if (!model) {
+    if (o->init) {
+        if (nn_model_info(o->init)->n_labels != L) {
+            rc = err_set(e, "the model has %d labels, the data set %d",
+                         nn_model_info(o->init)->n_labels, L);
+            goto done;
+        }
+        model = nn_model_clone(o->init);
+    } else if (!(model = nn_model_new(&ac, o->seed, &e2))) {
         rc = err_set(e, "cannot build %s: %s", o->arch, e2.msg);
         goto done;
     }
@@ -234,7 +256,8 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
                    .beta1 = 0.9f,
                    .beta2 = 0.999f,
                    .eps = 1e-8f,
-                   .weight_decay = o->weight_decay};
+                   .weight_decay = o->weight_decay,
+                   .freeze_conv = o->freeze_conv};
     tr = nn_trainer_new(model, &opt, o->seed, &e2);
     if (!tr) {
         rc = err_set(e, "trainer: %s", e2.msg);
@@ -249,6 +272,31 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
     int B = o->batch;
     int spe = o->steps_per_epoch > 0 ? o->steps_per_epoch : (n_usable + B - 1) / B;
     x = xmalloc((size_t)B * M * cmax * sizeof(float));
+    if (o->init && o->distill > 0) {
+        tx = xmalloc((size_t)B * M * cmax * sizeof(float));
+        tprobs = xmalloc((size_t)B * L * sizeof(float));
+    }
+    const TrainAugment *ag = &o->aug;
+    bn_keep = xmalloc((size_t)(nn_model_bn_count(model) + 1) * sizeof(float));
+    int aug_on = ag->mix_prob > 0 || ag->noise_prob > 0 || ag->band_prob > 0;
+    int have_samples = 0;
+    for (int k = 0; k < n_usable; k++) have_samples += tf[usable[k]].samples != NULL;
+    if (aug_on && have_samples < n_usable) {
+        rc = err_set(e, "waveform augmentation needs the samples of every training file");
+        goto done;
+    }
+    aug = (AugCtx){.a = ag, .tf = tf, .usable = usable, .n_usable = n_usable, .hop = fo->hop,
+                   .sample_rate = fo->sample_rate};
+    if (aug_on) {
+        if (!(aug.plan = mel_plan_create(fo->sample_rate, fo->n_fft, fo->hop, M, &e2))) {
+            rc = err_set(e, "mel plan: %s", e2.msg);
+            goto done;
+        }
+        size_t n = (size_t)(cmax - 1) * fo->hop + 1;
+        aug.wave = xmalloc(n * sizeof(float));
+        aug.other = xmalloc(n * sizeof(float));
+        aug.scratch = xmalloc(n * sizeof(float));
+    }
     tgt = xmalloc((size_t)B * L * sizeof(float));
     logits = xmalloc((size_t)B * L * sizeof(float));
     if (nv) {
@@ -276,6 +324,8 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
     int since_best = 0;
     hist = xcalloc((size_t)(o->epochs + 1), sizeof(double));
     res->best_valid_bal = -1;
+    res->best_noisy_acc = res->best_noisy_bal = -1;
+    double best_score = -1;
     for (int ep = 1; ep <= o->epochs; ep++) {
         double te = common_now(), lsum = 0;
         int right = 0, seen = 0;
@@ -287,6 +337,7 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
                 lr = o->lr * (o->lr_min_frac +
                               (1 - o->lr_min_frac) * 0.5 * (1 + cos(M_PI * (prog < 1 ? prog : 1))));
             int frames = cmin + rng_int(&rng, cmax - cmin + 1);
+            int aug_step = aug_on && (!ag->alternate || (step & 1));
             size_t per = (size_t)M * frames;
             for (int b = 0; b < B; b++) {
                 int i;
@@ -298,10 +349,19 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
                 } else {
                     i = usable[rng_int(&rng, n_usable)];
                 }
-                make_example(&rng, &tf[i], frames, o, x + b * per);
+                make_example(&rng, &tf[i], frames, o, aug_step ? &aug : NULL, x + b * per,
+                             tx ? tx + b * per : NULL);
                 float smooth = o->label_smoothing;
                 for (int k = 0; k < L; k++) tgt[b * L + k] = smooth / L;
                 tgt[b * L + train->items[i].label] += 1 - smooth;
+            }
+            if (tx) {
+                if (nn_forward(o->init, tx, B, frames, tprobs, &e2) < 0) {
+                    rc = err_set(e, "teacher: %s", e2.msg);
+                    goto done;
+                }
+                for (int k = 0; k < B * L; k++)
+                    tgt[k] = (1 - o->distill) * tgt[k] + o->distill * tprobs[k];
             }
             if (o->mixup_alpha > 0) {
                 /* one mixing weight per batch, partner = a random permutation of the batch */
@@ -328,10 +388,12 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
                 free(perm);
             }
             float loss;
+            if (aug_step && ag->alternate) nn_model_bn_get(model, bn_keep);
             if (nn_train_step(tr, x, B, frames, tgt, (float)lr, &loss, logits, &e2) < 0) {
                 rc = err_set(e, "training step: %s", e2.msg);
                 goto done;
             }
+            if (aug_step && ag->alternate) nn_model_bn_set(model, bn_keep);
             if (avg) {
                 /* the usual warm-up of the decay: early averages forget the random init */
                 float d = (float)(step + 1) / (float)(step + 10);
@@ -349,7 +411,7 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
             }
         }
         res->epochs_run = ep;
-        char vline[160] = "";
+        char vline[256] = "";
         int improved = 0;
         if (nv && avg) {
             if (atr && ema_bn_pass(atr, &bnrng, tf, usable, n_usable, o->ema_bn, B, M, cmax, L,
@@ -371,26 +433,48 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
             }
             train_metrics_free(&rm);
         }
+        NnModel *judged = blend_with_init(o, scored, &blended);
         if (nv) {
-            if (train_predict(scored, vf, nv, vprobs, &e2) < 0) {
+            if (train_predict(judged, vf, nv, vprobs, &e2) < 0) {
                 rc = err_set(e, "valid: %s", e2.msg);
                 goto done;
             }
-            TrainMetrics vm;
+            TrainMetrics vm, nm = {0};
             train_metrics(vprobs, vtruth, NULL, nv, L, &vm);
+            double score = vm.balanced;
+            if (o->vf_noisy) {
+                if (train_predict(judged, o->vf_noisy, nv, vprobs, &e2) < 0) {
+                    train_metrics_free(&vm);
+                    rc = err_set(e, "noisy valid: %s", e2.msg);
+                    goto done;
+                }
+                train_metrics(vprobs, vtruth, NULL, nv, L, &nm);
+                score = 0.5 * (vm.balanced + nm.balanced);
+            }
             hist[ep] = vm.balanced;
             res->last_valid_bal = vm.balanced;
             /* ties go to the later epoch: it has seen more data at a lower learning rate */
-            if (vm.balanced >= res->best_valid_bal) {
-                improved = vm.balanced > res->best_valid_bal;
+            if (score >= best_score) {
+                improved = score > best_score;
+                best_score = score;
                 res->best_valid_bal = vm.balanced;
                 res->best_valid_acc = vm.accuracy;
+                if (o->vf_noisy) {
+                    res->best_noisy_bal = nm.balanced;
+                    res->best_noisy_acc = nm.accuracy;
+                }
                 res->best_epoch = ep;
-                if (!best) best = nn_model_clone(scored);
-                else nn_model_copy_weights(best, scored);
+                if (!best) best = nn_model_clone(judged);
+                else nn_model_copy_weights(best, judged);
             }
-            snprintf(vline, sizeof vline, "  valid loss %.3f acc %.3f bal %.3f%s", vm.loss,
-                     vm.accuracy, vm.balanced, res->best_epoch == ep ? " *" : "");
+            snprintf(vline, sizeof vline, "  valid loss %.3f acc %.3f bal %.3f", vm.loss,
+                     vm.accuracy, vm.balanced);
+            if (o->vf_noisy)
+                snprintf(vline + strlen(vline), sizeof vline - strlen(vline),
+                         "  noisy acc %.3f bal %.3f", nm.accuracy, nm.balanced);
+            if (res->best_epoch == ep)
+                snprintf(vline + strlen(vline), sizeof vline - strlen(vline), " *");
+            train_metrics_free(&nm);
             if (avg)
                 snprintf(vline + strlen(vline), sizeof vline - strlen(vline), "  (raw bal %.3f)",
                          rawhist[ep]);
@@ -423,23 +507,26 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
     res->seconds = common_now() - t0;
     nn_trainer_free(tr); /* before the model it trains goes away */
     tr = NULL;
-    /* no valid set: the last average (or the last weights) */
-    NnModel *keep = best ? best : scored;
+    /* no valid set: the last average (or the last weights), blended as asked */
+    NnModel *keep = best ? best : blend_with_init(o, scored, &blended);
+    if (keep == blended) blended = NULL;
     if (keep != model) {
         nn_model_free(model);
         model = NULL;
     }
     if (keep != avg) nn_model_free(avg);
     avg = NULL;
-    char buf[1024];
+    char buf[1536];
     snprintf(buf, sizeof buf,
              "epochs=%d steps_per_epoch=%d batch=%d lr=%g lr_min_frac=%g warmup=%d "
              "weight_decay=%g crop=%d-%d eq_db=%g time_masks=%dx%d freq_masks=%dx%d "
-             "mixup=%g label_smoothing=%g balanced=%d patience=%d ema=%g ema_bn=%d",
+             "mixup=%g label_smoothing=%g balanced=%d patience=%d ema=%g ema_bn=%d "
+             "freeze_conv=%d distill=%g alternate=%d blend=%g mix=%g@%g-%gdB noise=%g@%g-%gdB pink=%g band=%g",
              o->epochs, spe, B, o->lr, o->lr_min_frac, o->warmup_epochs, o->weight_decay,
              cmin, cmax, o->eq_db, o->time_masks, o->time_mask_max, o->freq_masks,
              o->freq_mask_max, o->mixup_alpha, o->label_smoothing, o->balanced, o->patience,
-             o->ema, o->ema_bn);
+             o->ema, o->ema_bn, o->freeze_conv, o->distill, ag->alternate, o->blend, ag->mix_prob, ag->mix_db_min, ag->mix_db_max,
+             ag->noise_prob, ag->snr_min, ag->snr_max, ag->pink_share, ag->band_prob);
     nn_model_set_meta(keep, "train_settings", buf);
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
     nn_model_set_meta(keep, "seed", buf);
@@ -450,6 +537,10 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
         nn_model_set_meta(keep, "best_epoch", buf);
         set_meta_f(keep, "valid_accuracy", res->best_valid_acc);
         set_meta_f(keep, "valid_balanced_accuracy", res->best_valid_bal);
+        if (o->vf_noisy) {
+            set_meta_f(keep, "valid_noisy_accuracy", res->best_noisy_acc);
+            set_meta_f(keep, "valid_noisy_balanced_accuracy", res->best_noisy_bal);
+        }
     }
     set_meta_f(keep, "train_seconds", res->seconds);
     *out = keep;
@@ -462,6 +553,7 @@ done:
     nn_model_free(avg);
     nn_model_free(model);
     nn_model_free(best);
+    nn_model_free(blended);
     for (int l = 0; l < L; l++) free(by[l]);
     free(by);
     free(nby);
@@ -473,5 +565,12 @@ done:
     free(vtruth);
     free(hist);
     free(rawhist);
+    mel_plan_free(aug.plan);
+    free(tx);
+    free(tprobs);
+    free(bn_keep);
+    free(aug.wave);
+    free(aug.other);
+    free(aug.scratch);
     return rc;
 }

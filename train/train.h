@@ -96,6 +96,13 @@ typedef struct TrainFeatOptions {
     int short_policy;                    /* enum DecodeShortPolicy */
     int threads;                         /* decode/mel threads, 0: all CPUs */
     const char *cache_dir;               /* per-file cache files, NULL: memory only */
+    int keep_samples;                    /* also keep the windows' samples (TrainFeat.samples),
+                                          * for waveform augmentation while training */
+    int noise;                           /* enum TrainNoise added to every window before its
+                                          * mel (genred eval --noise-snr); -1: none */
+    double noise_snr;                    /* dB below each window's own power */
+    uint64_t noise_seed;                 /* with the item's relative path and the window index:
+                                          * the same noise whatever the thread order */
 } TrainFeatOptions;
 
 TrainFeatOptions train_feat_default_options(void);
@@ -108,7 +115,19 @@ typedef struct TrainFeat {
     int frames;   /* frames per window */
     int n_mels;
     float *power; /* (n_seg, n_mels, frames) */
+    int n_samples;  /* samples per window, with keep_samples (else 0) */
+    float *samples; /* (n_seg, n_samples) with keep_samples, else NULL */
 } TrainFeat;
+
+/* Noise that augmentation and noisy evaluation add to the waveform. */
+enum TrainNoise { TRAIN_NOISE_NONE = -1, TRAIN_NOISE_WHITE = 0, TRAIN_NOISE_PINK = 1 };
+/* Parses "white" / "pink"; -1 for anything else. */
+int train_noise_parse(const char *s);
+const char *train_noise_name(int kind);
+/* Adds Gaussian noise of the given colour (pink: -3 dB per octave) to x[0..n) with its mean
+ * square snr_db below that of x. A silent x is left alone (no SNR is defined). Deterministic
+ * for a given seed. */
+void train_add_noise(float *x, int n, int kind, double snr_db, uint64_t seed);
 
 /* Computes (or reads from the cache) the features of every item of s; feats gets s->n
  * entries. Files that fail are logged, get n_seg 0, and are counted in *failed. */
@@ -149,6 +168,24 @@ int train_report(FILE *f, const TrainSet *s, const float *probs, int json,
 
 /* ---- Training ---- */
 
+/* Waveform augmentation: each training crop independently gets each of these with its
+ * probability, in this order: a second training file mixed in below it, additive noise, a band
+ * limit. A crop that gets none is taken from the cached clean spectrogram. Needs the samples
+ * (TrainFeatOptions.keep_samples); all probabilities 0: off. */
+typedef struct TrainAugment {
+    float mix_prob;
+    float mix_db_min, mix_db_max;  /* level of the second file below the first, dB (10-20) */
+    float noise_prob;
+    float snr_min, snr_max;        /* dB (0-20) */
+    float pink_share;              /* of the noisy crops, the share with pink noise (0.5) */
+    float band_prob;               /* half of them a phone band (300-3400 Hz), half a cheap
+                                    * microphone (high-pass 80-200 Hz, low-pass 2-8 kHz) */
+    int alternate;                 /* augment every other batch only, and keep the batch-norm
+                                    * running statistics of the clean batches: an augmented
+                                    * batch moves them towards noisy input, which costs clean
+                                    * accuracy even with no weight change at all */
+} TrainAugment;
+
 typedef struct TrainOptions {
     const char *arch;       /* "fcn" or "seed-cnn" */
     int fcn_blocks;         /* 0: nn default (the CLI default is 4 blocks of 16,32,64,128) */
@@ -173,6 +210,23 @@ typedef struct TrainOptions {
                              * (0: off); valid scores, and the kept model is, the average */
     int ema_bn;             /* with ema: batches of clean training crops that re-estimate the
                              * averaged net's batch-norm statistics before each valid (0: off) */
+    TrainAugment aug;       /* waveform augmentation (default off) */
+    NnModel *init;          /* fine-tuning: start from a copy of this model (its arch, labels
+                             * and crop limits; the set must be labelled with its labels);
+                             * NULL: a new model from arch */
+    int freeze_conv;        /* train only the dense head (fine-tuning on a CPU) */
+    float blend;            /* with init, in (0, 1): what is scored and kept is
+                             * blend * trained + (1 - blend) * init, weights and batch-norm
+                             * statistics (weight-space ensembling, "WiSE-FT": keeps most of
+                             * the robustness gained and most of the clean accuracy the
+                             * starting model had); 0 or 1: the trained weights */
+    float distill;          /* with init: the share of each target that is init's prediction
+                             * on the clean version of the same crop (learning without
+                             * forgetting: noisy crops learn to say what the model said on
+                             * clean ones, clean crops keep saying it); 0: labels only */
+    const TrainFeat *vf_noisy; /* the valid items again with noise added (NULL: none); the
+                             * epoch kept is then the best mean of clean and noisy balanced
+                             * accuracy, so robustness is not bought with clean accuracy */
     FILE *log;              /* per-epoch lines (NULL: silent) */
 } TrainOptions;
 
@@ -182,6 +236,7 @@ typedef struct TrainResult {
     int best_epoch;         /* 1-based, 0: no valid set (the last epoch is kept) */
     int epochs_run;
     double best_valid_acc, best_valid_bal, last_valid_bal, mean_last_valid_bal;
+    double best_noisy_acc, best_noisy_bal; /* with vf_noisy: at the kept epoch, else -1 */
     /* with ema: the same figures of the raw (not averaged) weights of the same run, -1 without */
     int raw_best_epoch;
     double raw_best_valid_bal, raw_mean_last_valid_bal;

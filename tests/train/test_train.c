@@ -4,7 +4,7 @@
  * far above chance (also with a moving average of the weights, --ema), and nn_model_ema's
  * arithmetic on every stored float. Audio is synthesised with sox into a temp folder by
  * gen_library.sh.
- * usage: test_train GEN_LIBRARY_SH fold|folders|tags|smoke|smoke_ema|ema
+ * usage: test_train GEN_LIBRARY_SH fold|folders|tags|smoke|smoke_ema|ema|augment
  * Exits 77 (skip) with a reason when sox or ffmpeg is missing. */
 #include <math.h>
 #include <stdint.h>
@@ -16,6 +16,7 @@
 #include "decode.h"
 #include "nn.h"
 #include "train.h"
+#include "train_internal.h" /* augmentation internals, tested directly */
 
 #include "check.h"
 
@@ -324,11 +325,127 @@ static int test_tags(const char *script, int do_train, float ema)
     return 0;
 }
 
+/* ---- waveform augmentation (train/augment.c) ---- */
+
+static double power_db(const float *x, int n)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return 10 * log10(s / n + 1e-30);
+}
+
+/* Mean power of x in the DFT bins [f0, f1) Hz (a plain DFT: slow, exact, no FFT library). */
+static double band_power(const float *x, int n, int sr, double f0, double f1)
+{
+    double sum = 0;
+    int cnt = 0;
+    for (int k = (int)ceil(f0 * n / sr); k < f1 * n / sr; k++) {
+        double re = 0, im = 0, w = 2 * M_PI * k / n;
+        for (int i = 0; i < n; i++) {
+            re += x[i] * cos(w * i);
+            im -= x[i] * sin(w * i);
+        }
+        sum += re * re + im * im;
+        cnt++;
+    }
+    return cnt ? sum / cnt : 0;
+}
+
+static void sine(float *x, int n, double f, double amp)
+{
+    for (int i = 0; i < n; i++) x[i] = (float)(amp * sin(2 * M_PI * f * i / 22050.0));
+}
+
+static int test_augment(void)
+{
+    enum { N = 22050 };
+    float *x = xmalloc(N * sizeof(float)), *y = xmalloc(N * sizeof(float));
+    float *noise = xmalloc(N * sizeof(float)), *scratch = xmalloc(N * sizeof(float));
+    /* the SNR is what was asked for, for both colours and a few levels */
+    for (int kind = TRAIN_NOISE_WHITE; kind <= TRAIN_NOISE_PINK; kind++)
+        for (double snr = -5; snr <= 20; snr += 12.5) {
+            sine(x, N, 440, 0.3);
+            memcpy(y, x, N * sizeof(float));
+            train_add_noise(y, N, kind, snr, 7);
+            for (int i = 0; i < N; i++) noise[i] = y[i] - x[i];
+            double got = power_db(x, N) - power_db(noise, N);
+            CHECK(fabs(got - snr) < 0.01, "%s noise at %.1f dB SNR measured %.3f dB",
+                  train_noise_name(kind), snr, got);
+        }
+    /* seeded: the same seed gives the same noise, another seed other noise */
+    sine(x, N, 440, 0.3);
+    memcpy(y, x, N * sizeof(float));
+    train_add_noise(x, N, TRAIN_NOISE_PINK, 10, 3);
+    train_add_noise(y, N, TRAIN_NOISE_PINK, 10, 3);
+    CHECK(!memcmp(x, y, N * sizeof(float)), "same seed, different noise");
+    sine(y, N, 440, 0.3);
+    train_add_noise(y, N, TRAIN_NOISE_PINK, 10, 4);
+    CHECK(memcmp(x, y, N * sizeof(float)) != 0, "other seed, same noise");
+    /* silence has no SNR: left alone */
+    memset(x, 0, N * sizeof(float));
+    train_add_noise(x, N, TRAIN_NOISE_WHITE, 10, 1);
+    CHECK(power_db(x, N) < -200, "noise added to silence");
+    /* colour: white is flat, pink falls about 3 dB per octave (octaves 200 Hz .. 6.4 kHz) */
+    for (int kind = TRAIN_NOISE_WHITE; kind <= TRAIN_NOISE_PINK; kind++) {
+        enum { M = 4096 };
+        memset(noise, 0, M * sizeof(float));
+        noise[0] = 1; /* a click, so the level is defined */
+        train_add_noise(noise, M, kind, -60, 11);
+        double lo = band_power(noise, M, 22050, 200, 400);
+        double hi = band_power(noise, M, 22050, 3200, 6400);
+        double slope = 10 * log10(hi / lo) / 4; /* dB per octave */
+        double want = kind == TRAIN_NOISE_PINK ? -3.0 : 0.0;
+        CHECK(fabs(slope - want) < 0.8, "%s noise: %.2f dB/octave, want %.1f",
+              train_noise_name(kind), slope, want);
+    }
+    /* band limits: a phone band keeps 1 kHz and cuts 100 Hz and 6 kHz */
+    TrainAugDraw d = {.band = 1, .hp_hz = 300, .lp_hz = 3400};
+    Rng r;
+    rng_seed(&r, 1);
+    struct { double f, min_db, max_db; } cases[] = {{100, -200, -20}, {1000, -1, 1}, {6000, -200, -20}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        sine(x, N, cases[k].f, 0.5);
+        memcpy(y, x, N * sizeof(float));
+        train_augment_apply(&r, &d, 22050, y, N, NULL, scratch);
+        /* skip the filter's start-up */
+        double g = power_db(y + N / 2, N / 2) - power_db(x + N / 2, N / 2);
+        CHECK(g >= cases[k].min_db && g <= cases[k].max_db,
+              "phone band at %.0f Hz: %.1f dB, want %.0f..%.0f", cases[k].f, g, cases[k].min_db,
+              cases[k].max_db);
+    }
+    /* a second track mixed in at 15 dB below */
+    TrainAugDraw dm = {.mix = 1, .mix_db = 15};
+    sine(x, N, 440, 0.5);
+    sine(noise, N, 3000, 0.1);
+    memcpy(y, x, N * sizeof(float));
+    train_augment_apply(&r, &dm, 22050, y, N, noise, scratch);
+    for (int i = 0; i < N; i++) noise[i] = y[i] - x[i];
+    CHECK(fabs(power_db(x, N) - power_db(noise, N) - 15) < 0.01, "mix level wrong");
+    /* the draws follow the probabilities */
+    TrainAugment a = {.noise_prob = 0.5f, .snr_min = 0, .snr_max = 20, .pink_share = 0.5f};
+    int noisy = 0, pink = 0, band = 0, mix = 0;
+    for (int k = 0; k < 4000; k++) {
+        train_augment_draw(&r, &a, &d);
+        noisy += d.noise;
+        pink += d.noise && d.noise_kind == TRAIN_NOISE_PINK;
+        band += d.band;
+        mix += d.mix;
+        CHECK(d.snr_db >= 0 && d.snr_db < 20, "snr %.2f out of range", d.snr_db);
+    }
+    CHECK(noisy > 1800 && noisy < 2200 && pink > 800 && pink < 1200 && !band && !mix,
+          "draws: %d noisy, %d pink, %d band, %d mix of 4000", noisy, pink, band, mix);
+    free(x);
+    free(y);
+    free(noise);
+    free(scratch);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
         fprintf(stderr,
-                "usage: test_train GEN_LIBRARY_SH fold|folders|tags|smoke|smoke_ema|ema\n");
+                "usage: test_train GEN_LIBRARY_SH fold|folders|tags|smoke|smoke_ema|ema|augment\n");
         return 2;
     }
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -348,6 +465,7 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[2], "smoke")) rc = test_tags(argv[1], 1, 0);
     else if (!strcmp(argv[2], "smoke_ema")) rc = test_tags(argv[1], 1, 0.9f);
     else if (!strcmp(argv[2], "ema")) rc = test_ema();
+    else if (!strcmp(argv[2], "augment")) rc = test_augment();
     else rc = 2;
     cleanup();
     if (rc == 77) {
