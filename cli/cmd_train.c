@@ -1,6 +1,9 @@
-/* genred train: trains a model from a labelled folder (label = parent folder name, optional
- * train/valid lists) or from the GENRE tags of a user's library, keeps the best epoch on valid
- * and writes the model atomically with its labels, settings and provenance in the metadata.
+/* genred train / genred finetune: trains a model from a labelled folder (label = parent folder
+ * name, optional train/valid lists) or from the GENRE tags of a user's library, keeps the best
+ * epoch on valid and writes the model atomically with its labels, settings and provenance in
+ * the metadata. finetune is the same loop started from an existing model (its labels; the
+ * user's genres mapped onto them), with waveform augmentation (noise, band limits, a second
+ * track mixed in) on by default, selection on clean + noisy valid, and --retag.
  * Only argument parsing and reporting live here; the work is in train/. */
 #include <getopt.h>
 #include <stdio.h>
@@ -8,13 +11,44 @@
 #include <string.h>
 #include <time.h>
 
+#include "cliutil.h"
 #include "commands.h"
 #include "decode.h"
 #include "nn.h"
 #include "train.h"
 
-static void usage(FILE *f)
+static void usage(FILE *f, int finetune)
 {
+    if (finetune) {
+        fprintf(f,
+                "usage: genred finetune --data DIR [--list F] [--valid-list F] [--from MODEL] -o OUT\n"
+                "       genred finetune --labels-from-tags DIR... [--from MODEL] -o OUT\n"
+                "Continues training MODEL (default: the installed model) on labelled audio with\n"
+                "noise augmentation, so it holds up on recorded or noisy audio. Labels are the\n"
+                "model's: folder names or GENRE tags it does not know are skipped and counted.\n"
+                "Without --valid-list a part of the data (--valid-fraction, 0.15; by artist with\n"
+                "--labels-from-tags) is held out; the epoch kept is the best mean of clean and\n"
+                "noisy (white noise at --valid-snr dB) balanced accuracy on it. OUT is written\n"
+                "atomically; a daemon whose model file it is loads it by itself.\n"
+                "layers:  --all-layers (default)  --head-only (only the dense head: fast on a CPU)\n"
+                "augment: --noise-prob P (0.5)  --snr MIN:MAX (0:20 dB)  --pink-share X (0.5)\n"
+                "         --band-prob P (0.25; phone band or cheap microphone)\n"
+                "         --mix-prob P (0.25)  --mix-db MIN:MAX (10:20 dB below)\n"
+                "         --alternate (default) / --no-alternate: augment every other batch and\n"
+                "         keep the batch-norm statistics of the clean ones\n"
+                "         --crop, --eq-db, --time-masks, ... as genred train\n"
+                "keep clean accuracy: --distill X (0.8; share of each target that is MODEL's\n"
+                "         own prediction on the clean crop)  --blend A (0.7; keep A x the\n"
+                "         fine-tuned weights + (1-A) x MODEL's; 1: no blend)\n"
+                "training: --epochs N (15)  --lr X (0.0005)  --warmup N (1)  --patience N (6)\n"
+                "          --batch N (32)  --seed N (1)  --ema DECAY (0.99)\n"
+                "          --valid-snr DB (10; 0: clean only)\n"
+                "after:   --retag  re-tag the files the state database (-c/--config, --state)\n"
+                "         records as tagged by MODEL, with the new model (a running daemon whose\n"
+                "         configured model is OUT does that by itself)\n"
+                "other:   --threads N  --no-cache  -q\n");
+        return;
+    }
     fprintf(f,
             "usage: genred train --data DIR [--train-list F] [--valid-list F] -o MODEL.safetensors\n"
             "       genred train --labels-from-tags DIR... [--min-per-label N] [--map FILE]\n"
@@ -31,6 +65,8 @@ static void usage(FILE *f)
             "         --time-masks N (2) --time-mask-max F (12)  --freq-masks N (2)\n"
             "         --freq-mask-max B (8)  --mixup ALPHA (0: off)\n"
             "         --label-smoothing X (0)  --no-balance (sample files, not labels)\n"
+            "         waveform (default off; see genred finetune --help): --noise-prob P\n"
+            "         --snr MIN:MAX --pink-share X --band-prob P --mix-prob P --mix-db MIN:MAX\n"
             "other:   --threads N (decode threads)  --no-cache (no mel cache files)  -q\n");
 }
 
@@ -38,7 +74,8 @@ enum {
     O_DATA = 256, O_TRAIN_LIST, O_VALID_LIST, O_TAGS, O_MIN_PER, O_MAP, O_VFRAC, O_ARCH,
     O_EPOCHS, O_LR, O_BATCH, O_SEED, O_THREADS, O_SPE, O_WD, O_WARM, O_LRMIN, O_PAT, O_CROP,
     O_EQ, O_TM, O_TMW, O_FM, O_FMW, O_MIX, O_LS, O_NOBAL, O_NOCACHE, O_FCNCH, O_DROP, O_EMA,
-    O_EMABN, O_HELP
+    O_EMABN, O_FROM, O_LIST, O_HEAD, O_ALL, O_NOISEP, O_SNR, O_PINK, O_BANDP, O_MIXP, O_MIXDB,
+    O_VSNR, O_RETAG, O_CONFIG, O_STATE, O_DISTILL, O_ALT, O_NOALT, O_BLEND, O_HELP
 };
 
 static int parse_int(const char *s, long lo, long hi, int *out)
@@ -59,6 +96,88 @@ static int parse_float(const char *s, double lo, double hi, float *out)
     return 0;
 }
 
+/* "MIN:MAX" with lo <= MIN <= MAX <= hi. */
+static int parse_range(const char *s, double lo, double hi, float *a, float *b)
+{
+    char *end;
+    double x = strtod(s, &end);
+    if (end == s || *end != ':') return -1;
+    const char *t = end + 1;
+    double y = strtod(t, &end);
+    if (end == t || *end || !(x >= lo && x <= y && y <= hi)) return -1;
+    *a = (float)x;
+    *b = (float)y;
+    return 0;
+}
+
+/* Moves the items whose seeded hash of their relative path falls below frac from s into
+ * valid (which gets s's labels): a held-out part that does not depend on file order. */
+static void hold_out(TrainSet *s, double frac, uint64_t seed, TrainSet *valid)
+{
+    memset(valid, 0, sizeof *valid);
+    valid->items = xcalloc((size_t)(s->n ? s->n : 1), sizeof(TrainItem));
+    int k = 0;
+    for (int i = 0; i < s->n; i++) {
+        uint64_t h = 1469598103934665603ull ^ (seed * 0x9e3779b97f4a7c15ull);
+        for (const char *p = s->items[i].rel; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 33;
+        if ((double)(h >> 11) * 0x1.0p-53 < frac) valid->items[valid->n++] = s->items[i];
+        else s->items[k++] = s->items[i];
+    }
+    s->n = k;
+    valid->labels.n = s->labels.n;
+    valid->labels.names = xcalloc((size_t)s->labels.n, sizeof(char *));
+    valid->labels.display = xcalloc((size_t)s->labels.n, sizeof(char *));
+    for (int i = 0; i < s->labels.n; i++) {
+        valid->labels.names[i] = xstrdup(s->labels.names[i]);
+        valid->labels.display[i] = xstrdup(s->labels.display[i]);
+    }
+}
+
+/* Re-tags, with the model in new_path, the files the state database says old_id tagged:
+ * `genred tag --model new_path -- FILE...`. Returns genred tag's exit status. */
+static int retag(const char *config, const char *state_path, const char *old_id,
+                 const char *new_path)
+{
+    int rc;
+    char *db = NULL;
+    State *st = cli_state_open(config, state_path, false, &db, &rc);
+    if (!st) return rc;
+    char **paths;
+    size_t n;
+    ErrMsg e;
+    if (state_paths_with_model(st, old_id, &paths, &n, &e) < 0) {
+        fprintf(stderr, "genred finetune: %s: %s\n", db, e.msg);
+        state_close(st);
+        free(db);
+        return CLI_FAILED;
+    }
+    state_close(st);
+    printf("retag: %zu files in %s were tagged by model %s\n", n, db, old_id);
+    free(db);
+    rc = CLI_OK;
+    if (n) {
+        char **av = xcalloc(n + 8, sizeof(char *));
+        int ac = 0;
+        av[ac++] = "tag";
+        av[ac++] = "--model";
+        av[ac++] = (char *)new_path;
+        if (config) {
+            av[ac++] = "--config";
+            av[ac++] = (char *)config;
+        }
+        av[ac++] = "--";
+        for (size_t i = 0; i < n; i++) av[ac++] = paths[i];
+        rc = cmd_tag(ac, av);
+        free(av);
+    }
+    for (size_t i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+    return rc;
+}
+
 static char *join_argv(int argc, char **argv)
 {
     size_t n = 16;
@@ -72,8 +191,9 @@ static char *join_argv(int argc, char **argv)
     return s;
 }
 
-int cmd_train(int argc, char **argv)
+static int train_or_finetune(int argc, char **argv, int finetune)
 {
+    const char *cmdname = finetune ? "genred finetune" : "genred train";
     static const struct option lo[] = {
         {"data", required_argument, 0, O_DATA},
         {"train-list", required_argument, 0, O_TRAIN_LIST},
@@ -107,6 +227,24 @@ int cmd_train(int argc, char **argv)
         {"dropout", required_argument, 0, O_DROP},
         {"ema", required_argument, 0, O_EMA},
         {"ema-bn", required_argument, 0, O_EMABN},
+        {"noise-prob", required_argument, 0, O_NOISEP},
+        {"snr", required_argument, 0, O_SNR},
+        {"pink-share", required_argument, 0, O_PINK},
+        {"band-prob", required_argument, 0, O_BANDP},
+        {"mix-prob", required_argument, 0, O_MIXP},
+        {"mix-db", required_argument, 0, O_MIXDB},
+        {"from", required_argument, 0, O_FROM},
+        {"list", required_argument, 0, O_LIST},
+        {"head-only", no_argument, 0, O_HEAD},
+        {"all-layers", no_argument, 0, O_ALL},
+        {"valid-snr", required_argument, 0, O_VSNR},
+        {"retag", no_argument, 0, O_RETAG},
+        {"distill", required_argument, 0, O_DISTILL},
+        {"alternate", no_argument, 0, O_ALT},
+        {"blend", required_argument, 0, O_BLEND},
+        {"no-alternate", no_argument, 0, O_NOALT},
+        {"config", required_argument, 0, 'c'},
+        {"state", required_argument, 0, O_STATE},
         {"output", required_argument, 0, 'o'},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, O_HELP},
@@ -115,12 +253,30 @@ int cmd_train(int argc, char **argv)
     TrainFeatOptions fo = train_feat_default_options();
     TrainTagOptions to = {.min_per_label = 5, .valid_fraction = 0.2, .seed = 1, .threads = 0};
     const char *data = NULL, *train_list = NULL, *valid_list = NULL, *output = NULL;
-    int from_tags = 0, no_cache = 0, quiet = 0, seed = 1;
-    float vfrac = 0.2f;
+    const char *from = NULL, *config = NULL, *state_path = NULL;
+    int from_tags = 0, no_cache = 0, quiet = 0, seed = 1, do_retag = 0;
+    float vfrac = 0.2f, valid_snr = 10.0f;
+    /* the waveform augmentation's ranges; finetune switches it on */
+    o.aug = (TrainAugment){.mix_db_min = 10, .mix_db_max = 20, .snr_min = 0, .snr_max = 20,
+                           .pink_share = 0.5f};
+    if (finetune) {
+        o.aug.mix_prob = 0.25f;
+        o.aug.noise_prob = 0.5f;
+        o.aug.band_prob = 0.25f;
+        o.aug.alternate = 1;
+        o.distill = 0.8f;
+        o.blend = 0.7f;
+        o.epochs = 15;
+        o.lr = 5e-4f;
+        o.warmup_epochs = 1;
+        o.patience = 6;
+        vfrac = 0.15f;
+        to.min_per_label = 1;
+    }
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "o:q", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:qc:", lo, NULL)) != -1) {
         const char *a = optarg;
         int bad = 0;
         switch (c) {
@@ -176,16 +332,37 @@ int cmd_train(int argc, char **argv)
         case O_DROP: bad = parse_float(a, 0, 0.95, &o.dropout); break;
         case O_EMA: bad = parse_float(a, 0, 0.99999, &o.ema); break;
         case O_EMABN: bad = parse_int(a, 0, 100000, &o.ema_bn); break;
+        case O_NOISEP: bad = parse_float(a, 0, 1, &o.aug.noise_prob); break;
+        case O_SNR: bad = parse_range(a, -30, 100, &o.aug.snr_min, &o.aug.snr_max); break;
+        case O_PINK: bad = parse_float(a, 0, 1, &o.aug.pink_share); break;
+        case O_BANDP: bad = parse_float(a, 0, 1, &o.aug.band_prob); break;
+        case O_MIXP: bad = parse_float(a, 0, 1, &o.aug.mix_prob); break;
+        case O_MIXDB: bad = parse_range(a, -30, 100, &o.aug.mix_db_min, &o.aug.mix_db_max); break;
+        case O_FROM: from = a; bad = !finetune; break;
+        case O_LIST: train_list = a; break;
+        case O_HEAD: o.freeze_conv = 1; bad = !finetune; break;
+        case O_ALL: o.freeze_conv = 0; bad = !finetune; break;
+        case O_VSNR: bad = !finetune || parse_float(a, -30, 100, &valid_snr); break;
+        case O_RETAG: do_retag = 1; bad = !finetune; break;
+        case O_ALT: o.aug.alternate = 1; break;
+        case O_BLEND: bad = !finetune || parse_float(a, 0, 1, &o.blend); break;
+        case O_NOALT: o.aug.alternate = 0; break;
+        case O_DISTILL: bad = !finetune || parse_float(a, 0, 1, &o.distill); break;
+        case 'c': config = a; bad = !finetune; break;
+        case O_STATE: state_path = a; bad = !finetune; break;
         case 'o': output = a; break;
         case 'q': quiet = 1; break;
-        case O_HELP: usage(stdout); return 0;
+        case O_HELP: usage(stdout, finetune); return 0;
         default:
-            fprintf(stderr, "genred train: unknown option %s\n", argv[optind - 1]);
-            usage(stderr);
+            fprintf(stderr, "%s: unknown option %s\n", cmdname, argv[optind - 1]);
+            usage(stderr, finetune);
             return 2;
         }
         if (bad) {
-            fprintf(stderr, "genred train: bad value '%s' for %s\n", a ? a : "", argv[optind - 1]);
+            if (a)
+                fprintf(stderr, "%s: bad value '%s' for %s\n", cmdname, a, argv[optind - 1]);
+            else
+                fprintf(stderr, "%s: %s is for genred finetune only\n", cmdname, argv[optind - 1]);
             return 2;
         }
     }
@@ -195,44 +372,90 @@ int cmd_train(int argc, char **argv)
     to.threads = fo.threads;
     if (!output || (!data && !from_tags) || (data && from_tags) ||
         (from_tags && optind >= argc) || (!from_tags && optind < argc)) {
-        fprintf(stderr, "genred train: need -o MODEL and either --data DIR or "
-                        "--labels-from-tags DIR...\n");
-        usage(stderr);
+        fprintf(stderr, "%s: need -o MODEL and either --data DIR or --labels-from-tags DIR...\n",
+                cmdname);
+        usage(stderr, finetune);
         return 2;
     }
+    if (finetune && o.aug.noise_prob + o.aug.mix_prob + o.aug.band_prob == 0 && !quiet)
+        printf("no waveform augmentation: plain fine-tuning on clean audio\n");
     o.log = quiet ? NULL : stdout;
     fo.short_policy = strcmp(o.arch, "seed-cnn") ? DECODE_SHORT_WHOLE : DECODE_SHORT_PAD;
     char *cache = no_cache ? NULL : train_default_cache_dir();
     fo.cache_dir = cache;
+    int aug_on = o.aug.noise_prob > 0 || o.aug.mix_prob > 0 || o.aug.band_prob > 0;
+    fo.keep_samples = aug_on;
 
     TrainSet tr = {0}, va = {0};
     ErrMsg e;
     int status = 1;
-    TrainFeat *tf = NULL, *vf = NULL;
-    NnModel *model = NULL;
+    TrainFeat *tf = NULL, *vf = NULL, *vnf = NULL;
+    NnModel *model = NULL, *init = NULL;
     char *trl = NULL, *val = NULL;
+    char from_path[4096] = "";
+    if (finetune) {
+        if (cli_model_path(from, from_path, sizeof from_path, &e) < 0 ||
+            !(init = nn_model_load(from_path, &e))) {
+            fprintf(stderr, "%s: %s%s%s\n", cmdname, from_path, from_path[0] ? ": " : "", e.msg);
+            goto out;
+        }
+        const NnInfo *in = nn_model_info(init);
+        o.init = init;
+        o.arch = in->arch;
+        fo.sample_rate = in->sample_rate;
+        fo.n_fft = in->n_fft;
+        fo.hop = in->hop_length;
+        fo.n_mels = in->n_mels;
+        fo.window_samples = in->window_samples;
+        fo.n_windows = in->windows;
+        fo.short_policy = in->fixed_frames > 0 ? DECODE_SHORT_PAD : DECODE_SHORT_WHOLE;
+        if (!quiet)
+            printf("fine-tuning %s (%s, id %s, %d labels), %s\n", from_path, in->arch, in->id,
+                   in->n_labels, o.freeze_conv ? "dense head only" : "all layers");
+    }
     if (from_tags) {
         to.report = quiet ? NULL : stdout;
         TrainTagStats st;
         if (train_sets_from_tags(argv + optind, argc - optind, &to, &tr, &va, &st, &e) < 0) {
-            fprintf(stderr, "genred train: %s\n", e.msg);
+            fprintf(stderr, "%s: %s\n", cmdname, e.msg);
             goto out;
         }
     } else {
         if (train_list) trl = realpath(train_list, NULL);
         if (valid_list) val = realpath(valid_list, NULL);
         if (train_set_from_folder(data, train_list, &tr, &e) < 0) {
-            fprintf(stderr, "genred train: %s\n", e.msg);
+            fprintf(stderr, "%s: %s\n", cmdname, e.msg);
             goto out;
         }
         if (valid_list && train_set_from_folder(data, valid_list, &va, &e) < 0) {
-            fprintf(stderr, "genred train: %s\n", e.msg);
+            fprintf(stderr, "%s: %s\n", cmdname, e.msg);
             goto out;
         }
         TrainSet *sets[2] = {&tr, &va};
-        if (train_sets_label_folders(sets, valid_list ? 2 : 1, &e) < 0) {
-            fprintf(stderr, "genred train: %s\n", e.msg);
+        if (!finetune && train_sets_label_folders(sets, valid_list ? 2 : 1, &e) < 0) {
+            fprintf(stderr, "%s: %s\n", cmdname, e.msg);
             goto out;
+        }
+    }
+    if (finetune) {
+        /* the model's labels: the user's genres are mapped onto them (folded spellings) */
+        const NnInfo *in = nn_model_info(init);
+        TrainLabels ml = {.n = in->n_labels, .names = in->labels, .display = in->display_names};
+        int d1 = 0, d2 = 0;
+        if (train_set_label_with(&tr, &ml, &d1, &e) < 0 ||
+            (va.items && train_set_label_with(&va, &ml, &d2, &e) < 0)) {
+            fprintf(stderr, "%s: %s\n", cmdname, e.msg);
+            goto out;
+        }
+        if (d1 + d2 && !quiet)
+            printf("%d files skipped: their genre is not one of the model's labels\n", d1 + d2);
+        if (tr.n == 0) {
+            fprintf(stderr, "%s: no files with one of the model's labels\n", cmdname);
+            goto out;
+        }
+        if (!va.n && !valid_list && !from_tags && vfrac > 0) {
+            train_set_free(&va);
+            hold_out(&tr, vfrac, (uint64_t)seed, &va);
         }
     }
     if (!quiet)
@@ -240,18 +463,48 @@ int cmd_train(int argc, char **argv)
                tr.n, va.n, tr.labels.n);
     double t0 = common_now();
     int ftr = 0, fva = 0;
+    TrainFeatOptions vfo = fo, nfo = fo;
+    vfo.keep_samples = 0;
+    nfo.keep_samples = 0;
+    nfo.noise = TRAIN_NOISE_WHITE;
+    nfo.noise_snr = valid_snr;
+    nfo.noise_seed = (uint64_t)seed;
+    int fvn = 0;
     if (train_features_compute(&tr, &fo, &tf, &ftr, &e) < 0 ||
-        (va.n && train_features_compute(&va, &fo, &vf, &fva, &e) < 0)) {
-        fprintf(stderr, "genred train: %s\n", e.msg);
+        (va.n && train_features_compute(&va, &vfo, &vf, &fva, &e) < 0) ||
+        (va.n && finetune && valid_snr > 0 &&
+         train_features_compute(&va, &nfo, &vnf, &fvn, &e) < 0)) {
+        fprintf(stderr, "%s: %s\n", cmdname, e.msg);
         goto out;
     }
+    o.vf_noisy = vnf;
     if (!quiet)
         printf("features of %d files in %.1f s (%d failed)\n", tr.n + va.n, common_now() - t0,
                ftr + fva);
     if (!va.n && !quiet) printf("no valid set: the last epoch is kept\n");
+    if (vnf && !quiet)
+        printf("valid also scored with white noise at %g dB SNR; kept: best mean balanced "
+               "accuracy of clean and noisy\n", valid_snr);
+    if (finetune && va.n && !quiet) {
+        /* the starting point on the same held-out files, to compare with the epochs below */
+        float *probs = xcalloc((size_t)va.n * tr.labels.n, sizeof(float));
+        for (int k = 0; k < (vnf ? 2 : 1); k++) {
+            TrainMetrics m;
+            int *truth = xmalloc((size_t)va.n * sizeof(int));
+            for (int i = 0; i < va.n; i++) truth[i] = va.items[i].label;
+            if (train_predict(init, k ? vnf : vf, va.n, probs, &e) == 0) {
+                train_metrics(probs, truth, NULL, va.n, tr.labels.n, &m);
+                printf("before fine-tuning, valid %s: acc %.3f bal %.3f\n",
+                       k ? "with noise" : "clean", m.accuracy, m.balanced);
+                train_metrics_free(&m);
+            }
+            free(truth);
+        }
+        free(probs);
+    }
     TrainResult res;
     if (train_run(&tr, tf, va.n ? &va : NULL, vf, &fo, &o, &model, &res, &e) < 0) {
-        fprintf(stderr, "genred train: %s\n", e.msg);
+        fprintf(stderr, "%s: %s\n", cmdname, e.msg);
         goto out;
     }
     char *cmd = join_argv(argc, argv);
@@ -261,6 +514,11 @@ int cmd_train(int argc, char **argv)
     if (from_tags) nn_model_set_meta(model, "data", "labels from tags");
     if (trl) nn_model_set_meta(model, "train_list", trl);
     if (val) nn_model_set_meta(model, "valid_list", val);
+    if (finetune) {
+        char fb[4200];
+        snprintf(fb, sizeof fb, "%s (%s)", nn_model_info(init)->id, from_path);
+        nn_model_set_meta(model, "finetuned_from", fb);
+    }
     char buf[64];
     time_t now = time(NULL);
     struct tm tmv;
@@ -272,7 +530,7 @@ int cmd_train(int argc, char **argv)
     snprintf(buf, sizeof buf, "%d", va.n - fva);
     nn_model_set_meta(model, "valid_files", buf);
     if (nn_model_save(model, output, &e) < 0) {
-        fprintf(stderr, "genred train: %s: %s\n", output, e.msg);
+        fprintf(stderr, "%s: %s: %s\n", cmdname, output, e.msg);
         goto out;
     }
     if (!quiet) {
@@ -285,6 +543,9 @@ int cmd_train(int argc, char **argv)
         if (va.n && o.ema > 0)
             printf("; raw weights: best epoch %d balanced %.3f, last 5 epochs %.3f",
                    res.raw_best_epoch, res.raw_best_valid_bal, res.raw_mean_last_valid_bal);
+        if (vnf)
+            printf("; with noise: accuracy %.3f, balanced %.3f", res.best_noisy_acc,
+                   res.best_noisy_bal);
         printf("\nwrote %s\n", output);
         if (va.n) {
             float *probs = xcalloc((size_t)va.n * tr.labels.n, sizeof(float));
@@ -296,10 +557,13 @@ int cmd_train(int argc, char **argv)
         }
     }
     status = 0;
+    if (do_retag) status = retag(config, state_path, nn_model_info(init)->id, output);
 out:
     nn_model_free(model);
+    nn_model_free(init);
     train_features_free(tf, tr.n);
     train_features_free(vf, va.n);
+    train_features_free(vnf, va.n);
     train_set_free(&tr);
     train_set_free(&va);
     free(trl);
@@ -307,3 +571,7 @@ out:
     free(cache);
     return status;
 }
+
+int cmd_train(int argc, char **argv) { return train_or_finetune(argc, argv, 0); }
+
+int cmd_finetune(int argc, char **argv) { return train_or_finetune(argc, argv, 1); }

@@ -8,6 +8,7 @@ int cmd_classify(int argc, char **argv);
 int cmd_tag(int argc, char **argv);
 int cmd_mel(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_status(int argc, char **argv);

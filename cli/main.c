@@ -22,6 +22,7 @@ static const struct Command {
     {"tag", cmd_tag, "classify audio files and folders and write GENRE tags"},
     {"mel", cmd_mel, "write a file's mel spectrogram windows as .npy (and .png)"},
     {"train", cmd_train, "train a model on a folder of labelled audio"},
+    {"finetune", cmd_finetune, "fine-tune a model with noise augmentation (or on your own tags)"},
     {"eval", cmd_eval, "measure a model's accuracy on labelled audio"},
     {"watch", cmd_watch, "run the daemon that keeps music libraries tagged"},
     {"status", cmd_status, "show what the daemon's state database knows"},
