@@ -40,20 +40,39 @@ PipelineSettings pipeline_settings_from_model(const NnInfo *info)
     return s;
 }
 
+/* The window length the mel is computed on: a window too short for min_frames is zero-padded
+ * (in samples) to the length that gives min_frames (frames = 1 + len / hop). */
+static int padded_len(const PipelineSettings *s, int window_len)
+{
+    int need = (s->min_frames - 1) * s->hop;
+    if (need < 1) need = 1;
+    return window_len < need ? need : window_len;
+}
+
+/* The decoded windows, each zero-padded to padded_len: *out (n_windows, *len). For batch_mel. */
+static int windows_padded(const PipelineSettings *s, const DecodeWindows *w, float **out,
+                          int *len, ErrMsg *e)
+{
+    if (w->n_windows < 1 || w->window_len < 1) return err_set(e, "no audio samples decoded");
+    int n = padded_len(s, w->window_len);
+    float *x = xcalloc((size_t)n * (size_t)w->n_windows, sizeof *x);
+    for (int i = 0; i < w->n_windows; i++)
+        memcpy(x + (size_t)i * (size_t)n, w->samples + (size_t)i * (size_t)w->window_len,
+               (size_t)w->window_len * sizeof *x);
+    *out = x;
+    *len = n;
+    return 0;
+}
+
 /* Mel of every decoded window, zero-padding (in samples) a window too short for min_frames.
  * *db: (n_windows, n_mels, frames). */
 static int windows_to_mel(const MelPlan *plan, const PipelineSettings *s, const DecodeWindows *w,
                           float **db, int *frames, ErrMsg *e)
 {
     if (w->n_windows < 1 || w->window_len < 1) return err_set(e, "no audio samples decoded");
-    int len = w->window_len;
-    int need = (s->min_frames - 1) * s->hop; /* frames = 1 + len / hop */
-    if (need < 1) need = 1;
+    int len = padded_len(s, w->window_len);
     float *padded = NULL;
-    if (len < need) {
-        padded = xcalloc((size_t)need, sizeof *padded);
-        len = need;
-    }
+    if (len > w->window_len) padded = xcalloc((size_t)len, sizeof *padded);
     int f = mel_frames(plan, len);
     size_t per = (size_t)s->n_mels * (size_t)f;
     float *out = xmalloc(per * (size_t)w->n_windows * sizeof *out);
@@ -96,7 +115,9 @@ typedef struct Item {
     ErrMsg err;
     int n_windows;
     int frames;
-    float *db; /* (n_windows, n_mels, frames) */
+    float *db;      /* (n_windows, n_mels, frames); NULL with batch_mel until the batch's mel */
+    float *samples; /* batch_mel: (n_windows, len) the padded windows */
+    int len;
     int64_t track_samples;
 } Item;
 
@@ -120,6 +141,7 @@ typedef struct Shared {
     int stop;
     Item **queue; /* ring of cap */
     int cap, head, count;
+    int batch_mel; /* workers only decode; the calling thread computes mel per batch */
     double t_decode, t_mel; /* summed over workers, for the debug log */
 } Shared;
 
@@ -132,7 +154,14 @@ static Item *prepare(Shared *sh, int index)
     double t0 = common_now(), t1 = t0;
     if (decode_windows(sh->paths[index], &sh->s->decode, &w, &it->err) == 0) {
         t1 = common_now();
-        if (windows_to_mel(sh->plan, sh->s, &w, &it->db, &it->frames, &it->err) == 0) {
+        int rc;
+        if (sh->batch_mel) {
+            rc = windows_padded(sh->s, &w, &it->samples, &it->len, &it->err);
+            if (rc == 0) it->frames = mel_frames(sh->plan, it->len);
+        } else {
+            rc = windows_to_mel(sh->plan, sh->s, &w, &it->db, &it->frames, &it->err);
+        }
+        if (rc == 0) {
             it->ok = 1;
             it->n_windows = w.n_windows;
             it->track_samples = w.track_samples;
@@ -151,6 +180,7 @@ static void item_free(Item *it)
 {
     if (!it) return;
     free(it->db);
+    free(it->samples);
     free(it);
 }
 
@@ -216,6 +246,51 @@ static void done_free(Done *d)
     free(d->probs);
     free(d->window_probs);
     free(d);
+}
+
+/* batch_mel: the mel of every ok item's windows, one mel_compute_batch per distinct window
+ * length (all share one but short whole-track fcn windows). A failure fails those items. */
+static void mel_for_batch(const MelPlan *plan, const PipelineSettings *s, Item **batch, int nb)
+{
+    int *handled = xcalloc((size_t)nb, sizeof *handled);
+    for (int a = 0; a < nb; a++) {
+        if (handled[a] || !batch[a]->ok) continue;
+        int len = batch[a]->len, nw = 0;
+        for (int b = a; b < nb; b++)
+            if (!handled[b] && batch[b]->ok && batch[b]->len == len) nw += batch[b]->n_windows;
+        float *x = xmalloc((size_t)len * (size_t)nw * sizeof *x);
+        size_t off = 0;
+        for (int b = a; b < nb; b++) {
+            if (handled[b] || !batch[b]->ok || batch[b]->len != len) continue;
+            memcpy(x + off * (size_t)len, batch[b]->samples,
+                   (size_t)len * (size_t)batch[b]->n_windows * sizeof *x);
+            off += (size_t)batch[b]->n_windows;
+        }
+        int frames = batch[a]->frames;
+        size_t per = (size_t)s->n_mels * (size_t)frames;
+        float *db = xmalloc(per * (size_t)nw * sizeof *db);
+        ErrMsg me = {{0}};
+        int rc = mel_compute_batch(plan, x, nw, len, db, &me);
+        off = 0;
+        for (int b = a; b < nb; b++) {
+            if (handled[b] || !batch[b]->ok || batch[b]->len != len) continue;
+            handled[b] = 1;
+            if (rc != 0) {
+                batch[b]->ok = 0;
+                err_set(&batch[b]->err, "mel: %s", me.msg);
+            } else {
+                size_t bytes = per * (size_t)batch[b]->n_windows * sizeof *db;
+                batch[b]->db = xmalloc(bytes);
+                memcpy(batch[b]->db, db + off * per, bytes);
+            }
+            off += (size_t)batch[b]->n_windows;
+            free(batch[b]->samples);
+            batch[b]->samples = NULL;
+        }
+        free(x);
+        free(db);
+    }
+    free(handled);
 }
 
 /* Scores every ok item of the batch: one nn_forward per distinct window width (all of them
@@ -298,6 +373,13 @@ static int consume(Shared *sh, NnModel *m, int n, int bsize, int ordered, Pipeli
         pthread_mutex_unlock(&sh->lock);
         t_wait += common_now() - t0;
 
+        if (sh->batch_mel) {
+            double tm = common_now();
+            mel_for_batch(sh->plan, sh->s, batch, nb);
+            pthread_mutex_lock(&sh->lock);
+            sh->t_mel += common_now() - tm;
+            pthread_mutex_unlock(&sh->lock);
+        }
         t_nn += score_batch(m, sh->s, batch, nb, sh->paths, done);
         batches++;
         for (int i = 0; i < nb; i++) {
@@ -345,6 +427,13 @@ int pipeline_classify(NnModel *m, const char *const *paths, int n, const Pipelin
 
     MelPlan *plan = mel_plan_create(s.decode.sample_rate, s.n_fft, s.hop, s.n_mels, e);
     if (!plan) return -1;
+    int want = o ? o->batch_mel : 0;
+    int batch_mel = want > 0 || (want == 0 && nn_model_device(m) == NN_DEVICE_CUDA);
+    if (batch_mel && nn_model_device(m) == NN_DEVICE_CUDA) {
+        ErrMsg de;
+        if (mel_plan_set_device(plan, NN_DEVICE_CUDA, &de) != NN_DEVICE_CUDA)
+            log_warn("mel on the CPU: %s", de.msg); /* the model still scores on the GPU */
+    }
 
     Shared sh;
     memset(&sh, 0, sizeof sh);
@@ -353,6 +442,7 @@ int pipeline_classify(NnModel *m, const char *const *paths, int n, const Pipelin
     sh.paths = paths;
     sh.n = n;
     sh.cap = bsize + 2 * jobs;
+    sh.batch_mel = batch_mel;
     sh.queue = xcalloc((size_t)sh.cap, sizeof *sh.queue);
     pthread_mutex_init(&sh.lock, NULL);
     pthread_cond_init(&sh.ready, NULL);

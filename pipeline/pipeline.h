@@ -3,7 +3,9 @@
  * A pool of worker threads decodes each track's windows and computes their mel spectrograms
  * (one shared MelPlan); the calling thread takes the windows of every track decoded so far
  * (at most `batch` tracks) and scores them with ONE nn_forward call while the workers go on
- * decoding the next tracks.
+ * decoding the next tracks. When the model runs on the GPU the workers only decode, and the
+ * calling thread computes the mel spectrograms of the whole batch with one mel_compute_batch
+ * on the device before the nn_forward (batch_mel).
  * Results come back through a callback that always runs on the calling thread (so callers
  * need no locks), either in input order or as batches complete.
  * Not here: tagging, printing, walking folders (that is the command line's job). */
@@ -51,6 +53,11 @@ typedef struct PipelineOptions {
     int jobs;    /* decode + mel worker threads; <= 0: common_cpu_count() */
     int batch;   /* most tracks per nn_forward call; <= 0: 16 */
     int ordered; /* 1: deliver in input order; 0: as each batch completes */
+    int batch_mel; /* 0: auto (when the model runs on the GPU); 1: always (the batch's mel in
+                    * one mel_compute_batch, on the GPU when usable, else the CPU); -1 never
+                    * (every worker computes its own track's mel on the CPU). Both give the
+                    * same numbers on the CPU; batch_mel queues samples (2.1 MB a track)
+                    * instead of spectrograms (265 kB) */
 } PipelineOptions;
 
 /* Classifies paths[0..n-1] with model m, calling cb once per track (also for failed ones).

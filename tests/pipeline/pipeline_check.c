@@ -1,5 +1,6 @@
 /* pipeline_check: test program for pipeline_classify. Given a model and audio files, it runs
- * the pipeline several ways (ordered/unordered delivery, 1 and 3 workers, batch 1 and 4) and
+ * the pipeline several ways (ordered/unordered delivery, 1 and 3 workers, batch 1 and 4, mel per
+ * worker or per batch as on a GPU) and
  * checks that every way delivers each track exactly once, in input order when asked, with the
  * same probabilities (batching must not change a track's result), that probabilities sum to 1,
  * that confidence/top match probs, that failures carry a reason, and that a callback's stop
@@ -65,13 +66,13 @@ static int cb(const PipelineResult *r, void *user)
     return u->stop_after && u->got >= u->stop_after;
 }
 
-static int run(NnModel *m, char **paths, int n, int jobs, int batch, int ordered, int stop_after,
-               Run *u)
+static int run(NnModel *m, char **paths, int n, int jobs, int batch, int ordered, int batch_mel,
+               int stop_after, Run *u)
 {
     memset(u->seen, 0, (size_t)n * sizeof(int));
     u->got = 0;
     u->stop_after = stop_after;
-    PipelineOptions o = {.jobs = jobs, .batch = batch, .ordered = ordered};
+    PipelineOptions o = {.jobs = jobs, .batch = batch, .ordered = ordered, .batch_mel = batch_mel};
     ErrMsg e = {{0}};
     int rc = pipeline_classify(m, (const char *const *)paths, n, &o, cb, u, &e);
     if (rc < 0) fprintf(stderr, "pipeline: %s\n", e.msg);
@@ -101,10 +102,13 @@ int main(int argc, char **argv)
     int *ref_ok = calloc((size_t)n, sizeof(int));
     int fail = 0;
 
-    static const int cfg[][3] = {{1, 1, 1}, {3, 4, 1}, {3, 4, 0}, {2, 16, 0}, {1, 3, 1}};
+    /* jobs, batch, ordered, batch_mel (1: the calling thread computes each batch's mel with
+     * mel_compute_batch, as it does on a GPU; -1: every worker its own track's) */
+    static const int cfg[][4] = {{1, 1, 1, -1}, {3, 4, 1, -1}, {3, 4, 0, 1}, {2, 16, 0, -1},
+                                 {1, 3, 1, 1},  {2, 16, 1, 1}};
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
-        int jobs = cfg[c][0], batch = cfg[c][1], ordered = cfg[c][2];
-        if (run(m, paths, n, jobs, batch, ordered, 0, &u) != 0) fail = 1;
+        int jobs = cfg[c][0], batch = cfg[c][1], ordered = cfg[c][2], batch_mel = cfg[c][3];
+        if (run(m, paths, n, jobs, batch, ordered, batch_mel, 0, &u) != 0) fail = 1;
         for (int i = 0; i < n; i++) {
             if (u.seen[i] != 1) {
                 fprintf(stderr, "jobs %d batch %d: track %d delivered %d times\n", jobs, batch, i,
@@ -143,7 +147,7 @@ int main(int argc, char **argv)
         }
     }
     if (n >= 3) {
-        int rc = run(m, paths, n, 2, 1, 1, 2, &u);
+        int rc = run(m, paths, n, 2, 1, 1, 0, 2, &u);
         if (rc != 1 || u.got != 2) {
             fprintf(stderr, "stop request: rc %d after %d deliveries (want 1 after 2)\n", rc, u.got);
             fail = 1;
