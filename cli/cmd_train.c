@@ -38,7 +38,7 @@ static void usage(FILE *f, int finetune)
                 "         keep the batch-norm statistics of the clean ones\n"
                 "         --crop, --eq-db, --time-masks, ... as genred train\n"
                 "keep clean accuracy: --distill X (0.8; share of each target that is MODEL's\n"
-                "         own prediction on the clean crop)  --blend A (0.7; keep A x the\n"
+                "         own prediction on the clean crop)  --blend A (0.6; keep A x the\n"
                 "         fine-tuned weights + (1-A) x MODEL's; 1: no blend)\n"
                 "training: --epochs N (15)  --lr X (0.0005)  --warmup N (1)  --patience N (6)\n"
                 "          --batch N (32)  --seed N (1)  --ema DECAY (0.99)\n"
@@ -46,7 +46,7 @@ static void usage(FILE *f, int finetune)
                 "after:   --retag  re-tag the files the state database (-c/--config, --state)\n"
                 "         records as tagged by MODEL, with the new model (a running daemon whose\n"
                 "         configured model is OUT does that by itself)\n"
-                "other:   --threads N  --no-cache  -q\n");
+                "other:   --device auto|cpu|cuda  --threads N  --no-cache  -q\n");
         return;
     }
     fprintf(f,
@@ -67,7 +67,8 @@ static void usage(FILE *f, int finetune)
             "         --label-smoothing X (0)  --no-balance (sample files, not labels)\n"
             "         waveform (default off; see genred finetune --help): --noise-prob P\n"
             "         --snr MIN:MAX --pink-share X --band-prob P --mix-prob P --mix-db MIN:MAX\n"
-            "other:   --threads N (decode threads)  --no-cache (no mel cache files)  -q\n");
+            "other:   --device auto|cpu|cuda (auto: the GPU when usable)  --threads N (decode\n"
+            "         threads)  --no-cache (no mel cache files)  -q\n");
 }
 
 enum {
@@ -75,7 +76,7 @@ enum {
     O_EPOCHS, O_LR, O_BATCH, O_SEED, O_THREADS, O_SPE, O_WD, O_WARM, O_LRMIN, O_PAT, O_CROP,
     O_EQ, O_TM, O_TMW, O_FM, O_FMW, O_MIX, O_LS, O_NOBAL, O_NOCACHE, O_FCNCH, O_DROP, O_EMA,
     O_EMABN, O_FROM, O_LIST, O_HEAD, O_ALL, O_NOISEP, O_SNR, O_PINK, O_BANDP, O_MIXP, O_MIXDB,
-    O_VSNR, O_RETAG, O_CONFIG, O_STATE, O_DISTILL, O_ALT, O_NOALT, O_BLEND, O_HELP
+    O_VSNR, O_RETAG, O_CONFIG, O_STATE, O_DISTILL, O_ALT, O_NOALT, O_BLEND, O_DEVICE, O_HELP
 };
 
 static int parse_int(const char *s, long lo, long hi, int *out)
@@ -242,6 +243,7 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         {"distill", required_argument, 0, O_DISTILL},
         {"alternate", no_argument, 0, O_ALT},
         {"blend", required_argument, 0, O_BLEND},
+        {"device", required_argument, 0, O_DEVICE},
         {"no-alternate", no_argument, 0, O_NOALT},
         {"config", required_argument, 0, 'c'},
         {"state", required_argument, 0, O_STATE},
@@ -265,7 +267,7 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         o.aug.band_prob = 0.25f;
         o.aug.alternate = 1;
         o.distill = 0.8f;
-        o.blend = 0.7f;
+        o.blend = 0.6f;
         o.epochs = 15;
         o.lr = 5e-4f;
         o.warmup_epochs = 1;
@@ -345,6 +347,9 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         case O_VSNR: bad = !finetune || parse_float(a, -30, 100, &valid_snr); break;
         case O_RETAG: do_retag = 1; bad = !finetune; break;
         case O_ALT: o.aug.alternate = 1; break;
+        case O_DEVICE:
+            if (cli_parse_device(a, &o.device) < 0) return 2;
+            break;
         case O_BLEND: bad = !finetune || parse_float(a, 0, 1, &o.blend); break;
         case O_NOALT: o.aug.alternate = 0; break;
         case O_DISTILL: bad = !finetune || parse_float(a, 0, 1, &o.distill); break;
@@ -401,6 +406,8 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         }
         const NnInfo *in = nn_model_info(init);
         o.init = init;
+        /* the teacher's forward (distillation) runs where the training does */
+        if (cli_model_device(init, o.device, 0) < 0) goto out;
         o.arch = in->arch;
         fo.sample_rate = in->sample_rate;
         fo.n_fft = in->n_fft;

@@ -234,7 +234,7 @@ int train_set_label_with(TrainSet *s, const TrainLabels *l, int *dropped, ErrMsg
         TrainItem it = s->items[i];
         it.label = train_labels_find(l, it.raw);
         if (it.label < 0) {
-            log_warn("%s: label '%s' is not one of the model's, skipped", it.rel, it.raw);
+            log_debug("%s: label '%s' is not one of the model's, skipped", it.rel, it.raw);
             free(it.path);
             free(it.rel);
             free(it.group);

@@ -4,6 +4,7 @@
  * Cache files are keyed by path, size, mtime and every feature setting, so a changed file or
  * setting never reads stale data; they are written atomically and a damaged one is recomputed. */
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -177,8 +178,11 @@ static void compute_one(FeatJob *j, int i)
     size_t all = (size_t)f->n_seg * w.window_len;
     if (j->o->keep_samples) {
         f->n_samples = w.window_len;
-        f->samples = xmalloc(all * sizeof(float));
-        memcpy(f->samples, w.samples, all * sizeof(float));
+        f->samples = xmalloc(all * sizeof(int16_t));
+        for (size_t k = 0; k < all; k++) {
+            float v = w.samples[k] * 32767.0f;
+            f->samples[k] = (int16_t)lrintf(v > 32767.0f ? 32767.0f : v < -32767.0f ? -32767.0f : v);
+        }
     }
     uint64_t seed = fnv(it->rel, strlen(it->rel), j->o->noise_seed ^ 1469598103934665603ull);
     for (int s = 0; s < f->n_seg; s++) {

@@ -83,8 +83,8 @@ typedef struct AugCtx {
  * clean path tiles spectrogram columns). */
 static void crop_samples(const TrainFeat *f, int s, int start, int n, float *out)
 {
-    const float *seg = f->samples + (size_t)s * f->n_samples;
-    for (int i = 0; i < n; i++) out[i] = seg[(start + i) % f->n_samples];
+    const int16_t *seg = f->samples + (size_t)s * f->n_samples;
+    for (int i = 0; i < n; i++) out[i] = seg[(start + i) % f->n_samples] * (1.0f / 32767.0f);
 }
 
 /* Copies a random crop of frames columns from a random window of f into out (n_mels, frames),
@@ -258,6 +258,11 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
                    .eps = 1e-8f,
                    .weight_decay = o->weight_decay,
                    .freeze_conv = o->freeze_conv};
+    if (nn_model_set_device(model, o->device, &e2) < 0) {
+        rc = err_set(e, "device: %s", e2.msg);
+        goto done;
+    }
+    if (o->log) fprintf(o->log, "training on %s\n", nn_model_device_name(model));
     tr = nn_trainer_new(model, &opt, o->seed, &e2);
     if (!tr) {
         rc = err_set(e, "trainer: %s", e2.msg);
