@@ -12,7 +12,6 @@
 
 #include "cliutil.h"
 #include "commands.h"
-#include "decode.h"
 #include "nn.h"
 #include "train.h"
 
@@ -124,14 +123,7 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "genred eval: %s\n", e.msg);
         goto out;
     }
-    TrainFeatOptions fo = train_feat_default_options();
-    fo.sample_rate = info->sample_rate;
-    fo.n_fft = info->n_fft;
-    fo.hop = info->hop_length;
-    fo.n_mels = info->n_mels;
-    fo.window_samples = info->window_samples;
-    fo.n_windows = info->windows;
-    fo.short_policy = info->fixed_frames > 0 ? DECODE_SHORT_PAD : DECODE_SHORT_WHOLE;
+    TrainFeatOptions fo = train_feat_options_for(info);
     fo.threads = threads;
     cache = no_cache ? NULL : train_default_cache_dir();
     fo.cache_dir = cache;

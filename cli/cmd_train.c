@@ -409,13 +409,11 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         /* the teacher's forward (distillation) runs where the training does */
         if (cli_model_device(init, o.device, 0) < 0) goto out;
         o.arch = in->arch;
-        fo.sample_rate = in->sample_rate;
-        fo.n_fft = in->n_fft;
-        fo.hop = in->hop_length;
-        fo.n_mels = in->n_mels;
-        fo.window_samples = in->window_samples;
-        fo.n_windows = in->windows;
-        fo.short_policy = in->fixed_frames > 0 ? DECODE_SHORT_PAD : DECODE_SHORT_WHOLE;
+        TrainFeatOptions mfo = train_feat_options_for(in);
+        mfo.threads = fo.threads;
+        mfo.cache_dir = fo.cache_dir;
+        mfo.keep_samples = fo.keep_samples;
+        fo = mfo;
         if (!quiet)
             printf("fine-tuning %s (%s, id %s, %d labels), %s\n", from_path, in->arch, in->id,
                    in->n_labels, o.freeze_conv ? "dense head only" : "all layers");

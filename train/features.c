@@ -37,6 +37,19 @@ TrainFeatOptions train_feat_default_options(void)
     return o;
 }
 
+TrainFeatOptions train_feat_options_for(const NnInfo *info)
+{
+    TrainFeatOptions o = train_feat_default_options();
+    o.sample_rate = info->sample_rate;
+    o.n_fft = info->n_fft;
+    o.hop = info->hop_length;
+    o.n_mels = info->n_mels;
+    o.window_samples = info->window_samples;
+    o.n_windows = info->windows;
+    o.short_policy = info->fixed_frames > 0 ? DECODE_SHORT_PAD : DECODE_SHORT_WHOLE;
+    return o;
+}
+
 char *train_default_cache_dir(void)
 {
     const char *x = getenv("XDG_CACHE_HOME");

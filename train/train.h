@@ -106,6 +106,9 @@ typedef struct TrainFeatOptions {
 } TrainFeatOptions;
 
 TrainFeatOptions train_feat_default_options(void);
+/* The defaults with the window and mel settings of a model (its rate, window length and count,
+ * mel sizes; PAD for a fixed-width net, WHOLE for one with global pooling). */
+TrainFeatOptions train_feat_options_for(const NnInfo *info);
 /* Cache folder: $XDG_CACHE_HOME/genred/mel-cache (or ~/.cache/...); malloc'd, NULL if no home. */
 char *train_default_cache_dir(void);
 

@@ -1,6 +1,7 @@
 """daemontest: helpers for the end-to-end tests of `genred watch` (tests/daemon/*.py).
 Generates short tracks with ffmpeg, writes a temp config and a model, starts and stops the real
 daemon, and reads the state database (sqlite3) and the tags (mutagen) back. Exits 77 to skip."""
+import glob
 import os
 import shutil
 import signal
@@ -212,3 +213,16 @@ def genred_tags(path):
         elif u.endswith("GENRED_MODEL"):
             model = val
     return genre, conf, model
+
+
+def context_switches(pid):
+    """Voluntary + involuntary context switches of every thread of pid (idle checks)."""
+    total = 0
+    for st in glob.glob(f"/proc/{pid}/task/*/status"):
+        try:
+            for line in open(st):
+                if "ctxt_switches" in line:
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total

@@ -3,7 +3,6 @@
 unchanged over 2 s), a forced inotify overflow (SIGUSR1 with GENRED_DEBUG_SIGNALS, events of files
 copied while the daemon was stopped thrown away) is followed by a rescan that finds every file,
 and SIGHUP with files queued reloads the config (a new hook) without losing them."""
-import glob
 import os
 import shutil
 import signal
@@ -12,18 +11,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import daemontest as dt  # noqa: E402
-
-
-def ctxt(pid):
-    total = 0
-    for st in glob.glob(f"/proc/{pid}/task/*/status"):
-        try:
-            for line in open(st):
-                if "ctxt_switches" in line:
-                    total += int(line.split()[1])
-        except FileNotFoundError:
-            pass
-    return total
 
 
 def stopped(pid):
@@ -44,9 +31,9 @@ try:
     # Idle: no wakeups at all.
     time.sleep(1.0)
     pid = L.proc.pid
-    c0 = ctxt(pid)
+    c0 = dt.context_switches(pid)
     time.sleep(2.0)
-    c1 = ctxt(pid)
+    c1 = dt.context_switches(pid)
     print(f"idle: {c1 - c0} context switches in 2 s", flush=True)
     dt.check(c1 == c0, f"idle daemon woke up {c1 - c0} times in 2 s")
 

@@ -11,7 +11,6 @@ in pieces (pauses shorter than the debounce) is read once, whole. Idle after all
 wakeups. Then, on a one-file library: a model path that is a symlink (re-pointed like `ln -sfn`,
 or its target replaced in the target's own folder) and a model path changed in the config on
 SIGHUP (the new path is watched, the old one no longer)."""
-import glob
 import hashlib
 import os
 import re
@@ -38,18 +37,6 @@ def make_model(path, seed, brk=None):
 def model_id(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()[:12]
-
-
-def ctxt(pid):
-    total = 0
-    for st in glob.glob(f"/proc/{pid}/task/*/status"):
-        try:
-            for line in open(st):
-                if "ctxt_switches" in line:
-                    total += int(line.split()[1])
-        except FileNotFoundError:
-            pass
-    return total
 
 
 def wait_all_by(L, paths, mid, timeout):
@@ -151,9 +138,9 @@ try:
 
     # Idle again: the model's watch adds no wakeups.
     time.sleep(1.0)
-    c0 = ctxt(L.proc.pid)
+    c0 = dt.context_switches(L.proc.pid)
     time.sleep(2.0)
-    c1 = ctxt(L.proc.pid)
+    c1 = dt.context_switches(L.proc.pid)
     dt.check(c1 == c0, f"idle daemon woke up {c1 - c0} times in 2 s")
     rc = L.stop()
     dt.check(rc == 0, f"SIGTERM: exit status {rc}")
