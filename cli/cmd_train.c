@@ -111,32 +111,6 @@ static int parse_range(const char *s, double lo, double hi, float *a, float *b)
     return 0;
 }
 
-/* Moves the items whose seeded hash of their relative path falls below frac from s into
- * valid (which gets s's labels): a held-out part that does not depend on file order. */
-static void hold_out(TrainSet *s, double frac, uint64_t seed, TrainSet *valid)
-{
-    memset(valid, 0, sizeof *valid);
-    valid->items = xcalloc((size_t)(s->n ? s->n : 1), sizeof(TrainItem));
-    int k = 0;
-    for (int i = 0; i < s->n; i++) {
-        uint64_t h = 1469598103934665603ull ^ (seed * 0x9e3779b97f4a7c15ull);
-        for (const char *p = s->items[i].rel; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-        h ^= h >> 33;
-        h *= 0xff51afd7ed558ccdull;
-        h ^= h >> 33;
-        if ((double)(h >> 11) * 0x1.0p-53 < frac) valid->items[valid->n++] = s->items[i];
-        else s->items[k++] = s->items[i];
-    }
-    s->n = k;
-    valid->labels.n = s->labels.n;
-    valid->labels.names = xcalloc((size_t)s->labels.n, sizeof(char *));
-    valid->labels.display = xcalloc((size_t)s->labels.n, sizeof(char *));
-    for (int i = 0; i < s->labels.n; i++) {
-        valid->labels.names[i] = xstrdup(s->labels.names[i]);
-        valid->labels.display[i] = xstrdup(s->labels.display[i]);
-    }
-}
-
 /* Re-tags, with the model in new_path, the files the state database says old_id tagged:
  * `genred tag --model new_path -- FILE...`. Returns genred tag's exit status. */
 static int retag(const char *config, const char *state_path, const char *old_id,
@@ -459,8 +433,7 @@ static int train_or_finetune(int argc, char **argv, int finetune)
             goto out;
         }
         if (!va.n && !valid_list && !from_tags && vfrac > 0) {
-            train_set_free(&va);
-            hold_out(&tr, vfrac, (uint64_t)seed, &va);
+            train_set_hold_out(&tr, vfrac, (uint64_t)seed, &va);
         }
     }
     if (!quiet)

@@ -405,6 +405,21 @@ static uint64_t hash_str(const char *s, uint64_t seed)
     return h;
 }
 
+void train_set_hold_out(TrainSet *s, double frac, uint64_t seed, TrainSet *valid)
+{
+    train_set_free(valid);
+    memset(valid, 0, sizeof *valid);
+    valid->items = xcalloc((size_t)(s->n ? s->n : 1), sizeof(TrainItem));
+    int k = 0;
+    for (int i = 0; i < s->n; i++) {
+        double u = (double)(hash_str(s->items[i].rel, seed) >> 11) * 0x1.0p-53;
+        if (u < frac) valid->items[valid->n++] = s->items[i];
+        else s->items[k++] = s->items[i];
+    }
+    s->n = k;
+    labels_copy(&valid->labels, &s->labels);
+}
+
 typedef struct LabelCount {
     char key[256];
     int count;

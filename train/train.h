@@ -60,6 +60,10 @@ int train_set_from_folder(const char *dir, const char *list, TrainSet *out, ErrM
  * table (order and display names) when every name is a GTZAN genre, else the sorted folded
  * names with the first spelling seen as display name. */
 int train_sets_label_folders(TrainSet **sets, int n, ErrMsg *e);
+/* Moves the items whose seeded hash of their relative path falls below frac from s into
+ * valid (emptied first; it gets s's labels): a held-out part that does not depend on the order
+ * of the files. */
+void train_set_hold_out(TrainSet *s, double frac, uint64_t seed, TrainSet *valid);
 /* Maps each item's folder name onto an existing table (a model's labels); items whose label
  * the table lacks are dropped and counted in *dropped. */
 int train_set_label_with(TrainSet *s, const TrainLabels *l, int *dropped, ErrMsg *e);
