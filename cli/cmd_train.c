@@ -46,7 +46,9 @@ static void usage(FILE *f, int finetune)
                 "after:   --retag  re-tag the files the state database (-c/--config, --state)\n"
                 "         records as tagged by MODEL, with the new model (a running daemon whose\n"
                 "         configured model is OUT does that by itself)\n"
-                "other:   --device auto|cpu|cuda  --threads N  --no-cache  -q\n");
+                "other:   --device auto|cpu|cuda  --threads N  --no-cache  -q\n"
+                "         --sample-memory MB (1024: the 16-bit samples kept for augmentation;\n"
+                "         a large library keeps fewer windows per file)\n");
         return;
     }
     fprintf(f,
@@ -76,7 +78,7 @@ enum {
     O_EPOCHS, O_LR, O_BATCH, O_SEED, O_THREADS, O_SPE, O_WD, O_WARM, O_LRMIN, O_PAT, O_CROP,
     O_EQ, O_TM, O_TMW, O_FM, O_FMW, O_MIX, O_LS, O_NOBAL, O_NOCACHE, O_FCNCH, O_DROP, O_EMA,
     O_EMABN, O_FROM, O_LIST, O_HEAD, O_ALL, O_NOISEP, O_SNR, O_PINK, O_BANDP, O_MIXP, O_MIXDB,
-    O_VSNR, O_RETAG, O_CONFIG, O_STATE, O_DISTILL, O_ALT, O_NOALT, O_BLEND, O_DEVICE, O_HELP
+    O_VSNR, O_RETAG, O_CONFIG, O_STATE, O_DISTILL, O_ALT, O_NOALT, O_BLEND, O_DEVICE, O_SAMPLEMEM, O_HELP
 };
 
 static int parse_int(const char *s, long lo, long hi, int *out)
@@ -218,6 +220,7 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         {"alternate", no_argument, 0, O_ALT},
         {"blend", required_argument, 0, O_BLEND},
         {"device", required_argument, 0, O_DEVICE},
+        {"sample-memory", required_argument, 0, O_SAMPLEMEM},
         {"no-alternate", no_argument, 0, O_NOALT},
         {"config", required_argument, 0, 'c'},
         {"state", required_argument, 0, O_STATE},
@@ -230,7 +233,7 @@ static int train_or_finetune(int argc, char **argv, int finetune)
     TrainTagOptions to = {.min_per_label = 5, .valid_fraction = 0.2, .seed = 1, .threads = 0};
     const char *data = NULL, *train_list = NULL, *valid_list = NULL, *output = NULL;
     const char *from = NULL, *config = NULL, *state_path = NULL;
-    int from_tags = 0, no_cache = 0, quiet = 0, seed = 1, do_retag = 0;
+    int from_tags = 0, no_cache = 0, quiet = 0, seed = 1, do_retag = 0, sample_mb = 1024;
     float vfrac = 0.2f, valid_snr = 10.0f;
     /* the waveform augmentation's ranges; finetune switches it on */
     o.aug = (TrainAugment){.mix_db_min = 10, .mix_db_max = 20, .snr_min = 0, .snr_max = 20,
@@ -321,6 +324,7 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         case O_VSNR: bad = !finetune || parse_float(a, -30, 100, &valid_snr); break;
         case O_RETAG: do_retag = 1; bad = !finetune; break;
         case O_ALT: o.aug.alternate = 1; break;
+        case O_SAMPLEMEM: bad = parse_int(a, 16, 1 << 20, &sample_mb); break;
         case O_DEVICE:
             if (cli_parse_device(a, &o.device) < 0) return 2;
             break;
@@ -363,7 +367,6 @@ static int train_or_finetune(int argc, char **argv, int finetune)
     char *cache = no_cache ? NULL : train_default_cache_dir();
     fo.cache_dir = cache;
     int aug_on = o.aug.noise_prob > 0 || o.aug.mix_prob > 0 || o.aug.band_prob > 0;
-    fo.keep_samples = aug_on;
 
     TrainSet tr = {0}, va = {0};
     ErrMsg e;
@@ -441,6 +444,16 @@ static int train_or_finetune(int argc, char **argv, int finetune)
                tr.n, va.n, tr.labels.n);
     double t0 = common_now();
     int ftr = 0, fva = 0;
+    if (aug_on) {
+        /* the waveform augmentation's samples (16-bit) within --sample-memory: all windows of
+         * a few hundred songs, fewer per song for a large library */
+        double per_window = (double)fo.window_samples * sizeof(int16_t);
+        double k = (double)sample_mb * 1048576.0 / (per_window * (tr.n ? tr.n : 1));
+        fo.keep_samples = k >= fo.n_windows ? fo.n_windows : k >= 1 ? (int)k : 1;
+        if (fo.keep_samples < fo.n_windows && !quiet)
+            printf("waveform augmentation on %d of the %d windows of each file (--sample-memory "
+                   "%d MB)\n", fo.keep_samples, fo.n_windows, sample_mb);
+    }
     TrainFeatOptions vfo = fo, nfo = fo;
     vfo.keep_samples = 0;
     nfo.keep_samples = 0;

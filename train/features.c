@@ -188,13 +188,18 @@ static void compute_one(FeatJob *j, int i)
     f->n_seg = w.n_windows;
     size_t per = (size_t)f->n_mels * f->frames;
     f->power = xmalloc(per * f->n_seg * sizeof(float));
-    size_t all = (size_t)f->n_seg * w.window_len;
-    if (j->o->keep_samples) {
+    if (j->o->keep_samples > 0) {
+        int k = j->o->keep_samples < f->n_seg ? j->o->keep_samples : f->n_seg;
         f->n_samples = w.window_len;
-        f->samples = xmalloc(all * sizeof(int16_t));
-        for (size_t k = 0; k < all; k++) {
-            float v = w.samples[k] * 32767.0f;
-            f->samples[k] = (int16_t)lrintf(v > 32767.0f ? 32767.0f : v < -32767.0f ? -32767.0f : v);
+        f->n_sample_seg = k;
+        f->samples = xmalloc((size_t)k * w.window_len * sizeof(int16_t));
+        for (int s = 0; s < k; s++) {
+            const float *src = w.samples + (size_t)(s * f->n_seg / k) * w.window_len;
+            int16_t *dst = f->samples + (size_t)s * w.window_len;
+            for (int i = 0; i < w.window_len; i++) {
+                float v = src[i] * 32767.0f;
+                dst[i] = (int16_t)lrintf(v > 32767.0f ? 32767.0f : v < -32767.0f ? -32767.0f : v);
+            }
         }
     }
     uint64_t seed = fnv(it->rel, strlen(it->rel), j->o->noise_seed ^ 1469598103934665603ull);

@@ -96,7 +96,15 @@ static void make_example(Rng *r, const TrainFeat *f, int frames, const TrainOpti
                          const AugCtx *aug, float *out, float *clean_out)
 {
     int M = f->n_mels;
-    int s = rng_int(r, f->n_seg);
+    /* s: the window; ws: its samples' index. Under a sample memory budget only some windows
+     * have samples: every crop of such a file then comes from one of those. */
+    int kept = aug && f->samples ? f->n_sample_seg : f->n_seg, s, ws;
+    if (kept < f->n_seg) {
+        ws = rng_int(r, kept);
+        s = ws * f->n_seg / kept;
+    } else {
+        ws = s = rng_int(r, f->n_seg);
+    }
     const float *seg = f->power + (size_t)s * M * f->frames;
     int off = f->frames > frames ? rng_int(r, f->frames - frames + 1) : 0;
     if (clean_out) { /* the same crop as inference would see it: no augmentation at all */
@@ -110,10 +118,10 @@ static void make_example(Rng *r, const TrainFeat *f, int frames, const TrainOpti
     if (d.mix || d.noise || d.band) {
         /* mel_frames((frames - 1) * hop + 1) == frames */
         int n = (frames - 1) * aug->hop + 1;
-        crop_samples(f, s, off * aug->hop, n, aug->wave);
+        crop_samples(f, ws, off * aug->hop, n, aug->wave);
         if (d.mix) {
             const TrainFeat *g = &aug->tf[aug->usable[rng_int(r, aug->n_usable)]];
-            int gs = rng_int(r, g->n_seg);
+            int gs = rng_int(r, g->n_sample_seg);
             int goff = g->n_samples > n ? rng_int(r, g->n_samples - n + 1) : 0;
             crop_samples(g, gs, goff, n, aug->other);
         }

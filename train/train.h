@@ -100,8 +100,9 @@ typedef struct TrainFeatOptions {
     int short_policy;                    /* enum DecodeShortPolicy */
     int threads;                         /* decode/mel threads, 0: all CPUs */
     const char *cache_dir;               /* per-file cache files, NULL: memory only */
-    int keep_samples;                    /* also keep the windows' samples (TrainFeat.samples),
-                                          * for waveform augmentation while training */
+    int keep_samples;                    /* also keep the samples (TrainFeat.samples) of at
+                                          * most this many windows per file, evenly spread, for
+                                          * waveform augmentation while training; 0: none */
     int noise;                           /* enum TrainNoise added to every window before its
                                           * mel (genred eval --noise-snr); -1: none */
     double noise_snr;                    /* dB below each window's own power */
@@ -123,7 +124,8 @@ typedef struct TrainFeat {
     int n_mels;
     float *power; /* (n_seg, n_mels, frames) */
     int n_samples;  /* samples per window, with keep_samples (else 0) */
-    int16_t *samples; /* (n_seg, n_samples) with keep_samples, else NULL; 16-bit (half the
+    int n_sample_seg; /* windows with samples: window j * n_seg / n_sample_seg for each j */
+    int16_t *samples; /* (n_sample_seg, n_samples), else NULL; 16-bit (half the
                        * memory of float, and its -96 dB steps are far below any noise the
                        * augmentation adds): 2 MB for the six windows of a song */
 } TrainFeat;

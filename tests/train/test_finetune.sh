@@ -114,6 +114,22 @@ for p in sorted(glob.glob(lib + "/*.flac")):
 print("retagged with", gid, "(was", mid + ")")
 PY
 
+# a sample memory budget smaller than the data: augmentation draws from some windows only
+mkdir -p long/bass long/bells long/noise
+for i in 0 1 2 3 4 5; do
+    sox -q -n -r 22050 -c 1 long/bass/b$i.flac synth 5 square $((55 + i * 5)) gain -6
+    sox -q -n -r 22050 -c 1 long/bells/s$i.flac synth 5 sine $((1200 + i * 40)) gain -6
+    sox -q -n -r 22050 -c 1 long/noise/n$i.flac synth 5 pinknoise highpass 1500 gain -8
+done
+"$genred" finetune --data long --from m.safetensors --valid-fraction 0 --sample-memory 16 \
+    --noise-prob 1 --mix-prob 1 --epochs 1 --steps-per-epoch 3 --batch 8 -o b.safetensors \
+    > budget.log 2>&1
+rc=$?
+cat budget.log
+[ $rc -eq 0 ] || fail "finetune under a sample budget exited $rc"
+grep -q '^waveform augmentation on 5 of the 6 windows of each file' budget.log ||
+    fail "the sample budget was not applied"
+
 # --labels-from-tags onto the shipped model's labels: "Hip Hop"/"hip-hop"/"HipHop" -> hiphop,
 # "Classical" -> classical, the 10 tagged "Noise Rock" files are not a GTZAN genre
 sh "$gen" "$tmp/tagged" tags || exit $?
