@@ -95,6 +95,17 @@ int cli_parse_device(const char *s, int *out)
     return -1;
 }
 
+int cli_scoring_option(CliScoring *s, int ch, const char *arg)
+{
+    switch (ch) {
+    case 'm': s->model = arg; return 1;
+    case 'j': return cli_parse_int("--jobs", arg, 1, 1024, &s->jobs) < 0 ? -1 : 1;
+    case 'b': return cli_parse_int("--batch", arg, 1, 4096, &s->batch) < 0 ? -1 : 1;
+    case 'D': return cli_parse_device(arg, &s->device) < 0 ? -1 : 1;
+    default: return 0;
+    }
+}
+
 int cli_model_device(NnModel *m, int device, int announce)
 {
     ErrMsg e = {{0}};

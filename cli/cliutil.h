@@ -32,6 +32,21 @@ NnModel *cli_model_open(const char *opt);
  * Prints `genred: PATH: reason` for what cannot be read and returns how many of those. */
 int cli_collect(char *const *paths, int n, CliList *out);
 
+/* The scoring options classify and tag share: -m/--model, -j/--jobs, -b/--batch, -D/--device.
+ * Put CLI_SCORING_LONGOPTS in the option table and CLI_SCORING_SHORTOPTS in the short string,
+ * and hand every option the command does not know itself to cli_scoring_option. */
+typedef struct CliScoring {
+    const char *model; /* NULL: the usual lookup (cli_model_path) */
+    int jobs, batch;   /* decoding threads (0: per CPU), tracks per CNN call */
+    int device;        /* enum NnDevice, -1: not given (auto, quietly) */
+} CliScoring;
+#define CLI_SCORING_LONGOPTS                                                                       \
+    {"model", required_argument, NULL, 'm'}, {"jobs", required_argument, NULL, 'j'},              \
+        {"batch", required_argument, NULL, 'b'}, {"device", required_argument, NULL, 'D'}
+#define CLI_SCORING_SHORTOPTS "m:j:b:D:"
+/* 1: ch was one of them (stored in s), 0: it is not, -1: a bad value (usage error printed). */
+int cli_scoring_option(CliScoring *s, int ch, const char *arg);
+
 /* Parses a --device value: auto, cpu or cuda (enum NnDevice); 0, or -1 after a usage error. */
 int cli_parse_device(const char *s, int *out);
 /* nn_model_set_device, then when announce is set one line on stderr saying which device

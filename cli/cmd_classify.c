@@ -76,42 +76,37 @@ static int on_result(const PipelineResult *r, void *user)
 int cmd_classify(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"json", no_argument, NULL, 'J'},       {"model", required_argument, NULL, 'm'},
-        {"jobs", required_argument, NULL, 'j'}, {"batch", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},       {"device", required_argument, NULL, 'D'},
+        {"json", no_argument, NULL, 'J'},
+        {"help", no_argument, NULL, 'h'},
+        CLI_SCORING_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    const char *model = NULL;
-    PipelineOptions po = {.jobs = 0, .batch = 16, .ordered = 1};
+    CliScoring sc = {.batch = 16, .device = -1};
     Ctx c = {0};
-    int device = -1; /* -1: not given */
     optind = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "m:j:b:D:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, CLI_SCORING_SHORTOPTS "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'J': c.json = 1; break;
-        case 'm': model = optarg; break;
-        case 'j':
-            if (cli_parse_int("--jobs", optarg, 1, 1024, &po.jobs)) return CLI_USAGE;
-            break;
-        case 'b':
-            if (cli_parse_int("--batch", optarg, 1, 4096, &po.batch)) return CLI_USAGE;
-            break;
-        case 'D':
-            if (cli_parse_device(optarg, &device)) return CLI_USAGE;
-            break;
         case 'h': help(stdout); return CLI_OK;
-        default: help(stderr); return CLI_USAGE;
+        default: {
+            int r = cli_scoring_option(&sc, ch, optarg);
+            if (r <= 0) {
+                if (r == 0) help(stderr);
+                return CLI_USAGE;
+            }
+        }
         }
     }
+    PipelineOptions po = {.jobs = sc.jobs, .batch = sc.batch, .ordered = 1};
     if (optind >= argc) {
         fputs("genred classify: no FILE given\n", stderr);
         help(stderr);
         return CLI_USAGE;
     }
-    NnModel *m = cli_model_open(model);
+    NnModel *m = cli_model_open(sc.model);
     if (!m) return CLI_USAGE;
-    if (cli_model_device(m, device < 0 ? NN_DEVICE_AUTO : device, device >= 0) < 0) {
+    if (cli_model_device(m, sc.device < 0 ? NN_DEVICE_AUTO : sc.device, sc.device >= 0) < 0) {
         nn_model_free(m);
         return CLI_USAGE;
     }

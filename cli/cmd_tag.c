@@ -272,41 +272,35 @@ static int demo_library(char *dir, size_t dirsz, int quiet)
 int cmd_tag(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dry-run", no_argument, NULL, 'n'},    {"force", no_argument, NULL, 'f'},
-        {"model", required_argument, NULL, 'm'}, {"jobs", required_argument, NULL, 'j'},
-        {"batch", required_argument, NULL, 'b'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},       {"device", required_argument, NULL, 'D'},
-        {"config", required_argument, NULL, 'c'},
-        {"no-hooks", no_argument, NULL, 'N'},   {NULL, 0, NULL, 0},
+        {"dry-run", no_argument, NULL, 'n'},      {"force", no_argument, NULL, 'f'},
+        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'}, {"no-hooks", no_argument, NULL, 'N'},
+        CLI_SCORING_LONGOPTS,                     {NULL, 0, NULL, 0},
     };
-    const char *model = NULL, *config_path = NULL;
+    const char *config_path = NULL;
     int no_hooks = 0;
-    PipelineOptions po = {.jobs = 0, .batch = 16, .ordered = 0};
+    CliScoring sc = {.batch = 16, .device = -1};
     Ctx c = {0};
-    int device = -1; /* -1: not given */
     optind = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "nfm:j:b:qc:D:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, CLI_SCORING_SHORTOPTS "nfqc:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'n': c.dry_run = 1; break;
         case 'f': c.force = 1; break;
-        case 'm': model = optarg; break;
-        case 'j':
-            if (cli_parse_int("--jobs", optarg, 1, 1024, &po.jobs)) return CLI_USAGE;
-            break;
-        case 'b':
-            if (cli_parse_int("--batch", optarg, 1, 4096, &po.batch)) return CLI_USAGE;
-            break;
         case 'q': c.quiet = 1; break;
         case 'c': config_path = optarg; break;
         case 'N': no_hooks = 1; break;
-        case 'D':
-            if (cli_parse_device(optarg, &device)) return CLI_USAGE;
-            break;
         case 'h': help(stdout); return CLI_OK;
-        default: help(stderr); return CLI_USAGE;
+        default: {
+            int r = cli_scoring_option(&sc, ch, optarg);
+            if (r <= 0) {
+                if (r == 0) help(stderr);
+                return CLI_USAGE;
+            }
+        }
         }
     }
+    PipelineOptions po = {.jobs = sc.jobs, .batch = sc.batch, .ordered = 0};
     /* The config only for its hooks; a bad one is a usage error before any work. */
     Config cfg;
     ErrMsg e = {{0}};
@@ -328,11 +322,11 @@ int cmd_tag(int argc, char **argv)
             return CLI_FAILED;
         }
     }
-    int device_flag = device >= 0;
-    if (device < 0) device = cfg.device; /* enum ConfigDevice == enum NnDevice */
+    int device_flag = sc.device >= 0;
+    int device = device_flag ? sc.device : cfg.device; /* enum ConfigDevice == enum NnDevice */
     config_free(&cfg); /* hooks_new copied what it needs */
     /* Load the model before touching anything, so a missing model costs no copying. */
-    NnModel *m = cli_model_open(model);
+    NnModel *m = cli_model_open(sc.model);
     if (!m) {
         hooks_free(c.hooks);
         return CLI_USAGE;
