@@ -217,8 +217,10 @@ typedef struct TrainOptions {
     float label_smoothing;
     int balanced;           /* draw label uniformly, then a file, then a window */
     int patience;           /* epochs without a better valid balanced accuracy, 0: off */
-    float ema;              /* per-step decay of an exponential moving average of the weights
-                             * (0: off); valid scores, and the kept model is, the average */
+    float ema;              /* cap of the per-step decay of an exponential moving average of
+                             * the weights, whose decay warms up as (1+step)/(10+step) (so a
+                             * cap above 0.98 matters only after ~500 steps); 0: off. Valid
+                             * scores, and the kept model is, the average */
     int ema_bn;             /* with ema: batches of clean training crops that re-estimate the
                              * averaged net's batch-norm statistics before each valid (0: off) */
     TrainAugment aug;       /* waveform augmentation (default off) */
