@@ -61,7 +61,7 @@ static void usage(FILE *f, int finetune)
             "          --warmup N (1 epoch)  --lr-min-frac X (0.05, cosine floor)\n"
             "          --patience N (0: off; epochs without a better valid balanced accuracy)\n"
             "          --ema DECAY (0.99; 0: off; the cap of a per-step moving average of the\n"
-            "          weights whose decay warms up as (1+step)/(10+step),\n"
+            "          weights whose decay warms up as (1+step)/(W+step), --ema-warmup W (10),\n"
             "          scored on valid and kept)\n"
             "          --ema-bn N (0: off; batches re-estimating the average's batch norm)\n"
             "augment: --crop MIN-MAX (64-86 frames, fcn)  --eq-db X (6, random spectral tilt)\n"
@@ -79,7 +79,7 @@ enum {
     O_EPOCHS, O_LR, O_BATCH, O_SEED, O_THREADS, O_SPE, O_WD, O_WARM, O_LRMIN, O_PAT, O_CROP,
     O_EQ, O_TM, O_TMW, O_FM, O_FMW, O_MIX, O_LS, O_NOBAL, O_NOCACHE, O_FCNCH, O_DROP, O_EMA,
     O_EMABN, O_FROM, O_LIST, O_HEAD, O_ALL, O_NOISEP, O_SNR, O_PINK, O_BANDP, O_MIXP, O_MIXDB,
-    O_VSNR, O_RETAG, O_CONFIG, O_STATE, O_DISTILL, O_ALT, O_NOALT, O_BLEND, O_DEVICE, O_SAMPLEMEM, O_HELP
+    O_VSNR, O_RETAG, O_CONFIG, O_STATE, O_DISTILL, O_ALT, O_NOALT, O_BLEND, O_DEVICE, O_SAMPLEMEM, O_EMAW, O_HELP
 };
 
 static int parse_int(const char *s, long lo, long hi, int *out)
@@ -205,6 +205,7 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         {"dropout", required_argument, 0, O_DROP},
         {"ema", required_argument, 0, O_EMA},
         {"ema-bn", required_argument, 0, O_EMABN},
+        {"ema-warmup", required_argument, 0, O_EMAW},
         {"noise-prob", required_argument, 0, O_NOISEP},
         {"snr", required_argument, 0, O_SNR},
         {"pink-share", required_argument, 0, O_PINK},
@@ -312,6 +313,7 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         case O_DROP: bad = parse_float(a, 0, 0.95, &o.dropout); break;
         case O_EMA: bad = parse_float(a, 0, 0.99999, &o.ema); break;
         case O_EMABN: bad = parse_int(a, 0, 100000, &o.ema_bn); break;
+        case O_EMAW: bad = parse_int(a, 2, 100000, &o.ema_warmup); break;
         case O_NOISEP: bad = parse_float(a, 0, 1, &o.aug.noise_prob); break;
         case O_SNR: bad = parse_range(a, -30, 100, &o.aug.snr_min, &o.aug.snr_max); break;
         case O_PINK: bad = parse_float(a, 0, 1, &o.aug.pink_share); break;

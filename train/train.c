@@ -41,6 +41,7 @@ TrainOptions train_default_options(void)
                       .balanced = 1,
                       .patience = 0,
                       .ema = 0.99f,
+                      .ema_warmup = 10,
                       .ema_bn = 0,
                       .log = NULL};
     return o;
@@ -409,7 +410,8 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
             if (aug_step && ag->alternate) nn_model_bn_set(model, bn_keep);
             if (avg) {
                 /* the usual warm-up of the decay: early averages forget the random init */
-                float d = (float)(step + 1) / (float)(step + 10);
+                int ew = o->ema_warmup >= 2 ? o->ema_warmup : 10;
+                float d = (float)(step + 1) / (float)(step + ew);
                 nn_model_ema(avg, model, d < o->ema ? d : o->ema);
             }
             lsum += loss;
@@ -533,12 +535,12 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
     snprintf(buf, sizeof buf,
              "epochs=%d steps_per_epoch=%d batch=%d lr=%g lr_min_frac=%g warmup=%d "
              "weight_decay=%g crop=%d-%d eq_db=%g time_masks=%dx%d freq_masks=%dx%d "
-             "mixup=%g label_smoothing=%g balanced=%d patience=%d ema=%g ema_bn=%d "
+             "mixup=%g label_smoothing=%g balanced=%d patience=%d ema=%g ema_warmup=%d ema_bn=%d "
              "freeze_conv=%d distill=%g alternate=%d blend=%g mix=%g@%g-%gdB noise=%g@%g-%gdB pink=%g band=%g",
              o->epochs, spe, B, o->lr, o->lr_min_frac, o->warmup_epochs, o->weight_decay,
              cmin, cmax, o->eq_db, o->time_masks, o->time_mask_max, o->freq_masks,
              o->freq_mask_max, o->mixup_alpha, o->label_smoothing, o->balanced, o->patience,
-             o->ema, o->ema_bn, o->freeze_conv, o->distill, ag->alternate, o->blend, ag->mix_prob, ag->mix_db_min, ag->mix_db_max,
+             o->ema, o->ema_warmup, o->ema_bn, o->freeze_conv, o->distill, ag->alternate, o->blend, ag->mix_prob, ag->mix_db_min, ag->mix_db_max,
              ag->noise_prob, ag->snr_min, ag->snr_max, ag->pink_share, ag->band_prob);
     nn_model_set_meta(keep, "train_settings", buf);
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);

@@ -221,6 +221,8 @@ typedef struct TrainOptions {
                              * the weights, whose decay warms up as (1+step)/(10+step) (so a
                              * cap above 0.98 matters only after ~500 steps); 0: off. Valid
                              * scores, and the kept model is, the average */
+    int ema_warmup;         /* the decay's warm-up (1+step)/(ema_warmup+step): 10; smaller
+                             * reaches the cap sooner (2: 0.99 after 98 steps) */
     int ema_bn;             /* with ema: batches of clean training crops that re-estimate the
                              * averaged net's batch-norm statistics before each valid (0: off) */
     TrainAugment aug;       /* waveform augmentation (default off) */
