@@ -16,7 +16,7 @@ SECONDS_PER_POINT=${SECONDS:-2}
 GENRED=$BUILD/cli/genred
 GPU_BENCH=$BUILD/bench/gpu_bench
 DECODE_ONLY=$BUILD/bench/decode_only
-PY=/usr/bin/python3
+PY=${PYTHON:-/usr/bin/python3}
 for f in "$GENRED" "$GPU_BENCH" "$DECODE_ONLY"; do
   [ -x "$f" ] || { echo "gpu_bench: $f missing; build first: cmake --build $BUILD" >&2; exit 2; }
 done

@@ -200,7 +200,9 @@ int main(void)
           nn_model_device_name(m));
     memset(got, 0, sizeof(float) * n * 4);
     CHECK(nn_forward(m, x, n, frames, got, &e) == 0, "halving forward: %s", e.msg);
-    CHECK(maxdiff(ref, got, (size_t)n * 4) == 0.0f, "halved result differs by %g",
+    /* not bit-equal: with many threads OpenBLAS splits a GEMM by its size, so sub-batches of
+     * 1-4 windows round differently from 7 (seen: 3e-8 on 16 cores) */
+    CHECK(maxdiff(ref, got, (size_t)n * 4) <= 1e-6f, "halved result differs by %g",
           maxdiff(ref, got, (size_t)n * 4));
     int want[] = {7, 3, 1, 2, 4, 2, 2};
     CHECK(n_seen == 7, "%d device calls, want 7", n_seen);

@@ -2,8 +2,9 @@
  * 0.01 dB on audio sox makes in a temp dir; CNN probabilities (cuDNN) max |d| <= 1e-4 for
  * random seed-cnn and fcn models from tests/nn/make_model.py at batch 6 and 96 (and 40-frame
  * crops for fcn); the chained mel -> CNN path; one training step's loss, logits, every
- * gradient (within 1e-3 of the tensor's largest) and running statistics, also with a frozen
- * conv stack; and GENRED_CUDA_FAIL's fall back to the CPU.
+ * gradient (relative to the tensor's largest: dense within 1e-4, conv and batch norm within
+ * 5e-3, see check_grads) and running statistics, also with a frozen conv stack; and
+ * GENRED_CUDA_FAIL's fall back to the CPU.
  * Needs a usable GPU: exits 77 with the reason without one. Non-zero on any mismatch.
  * usage: test_parity PYTHON MAKE_MODEL_PY */
 #include <math.h>
@@ -154,6 +155,23 @@ static float reldiff(const float *a, const float *b, int64_t n)
     return mx > 0.0f ? d / mx : d;
 }
 
+/* reldiff for gradients. In fcn the conv biases feed a batch norm, so their true gradient is
+ * exactly 0 and both backends hold only cancellation noise (1e-8 to 4e-6 against a largest
+ * gradient of 0.03 to 1.5 on an H200, the GPU's summation noisier than the CPU's): when the
+ * CPU's tensor is below 1e-3 of the largest gradient (scale), the GPU's must be as well, and
+ * the error is max |gpu| / (1e-3 scale) * 1e-4, a pass whenever the dense tolerance is met.
+ * Every real gradient of these nets measured above 1e-2 of scale. */
+static float grad_err(const float *cpu, const float *gpu, int64_t n, float scale)
+{
+    float mc = 0.0f, mg = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        mc = fmaxf(mc, fabsf(cpu[i]));
+        mg = fmaxf(mg, isnan(gpu[i]) ? INFINITY : fabsf(gpu[i]));
+    }
+    if (mc < 1e-3f * scale) return mg / (1e-3f * scale) * 1e-4f;
+    return reldiff(cpu, gpu, n);
+}
+
 static void check_grads(const char *path, const char *arch, const float *db6, int frames,
                         int freeze)
 {
@@ -186,7 +204,12 @@ static void check_grads(const char *path, const char *arch, const float *db6, in
     CHECK(reldiff(zc, zg, (int64_t)n * L) <= 1e-3f, "%s logits differ", arch);
     const char **names;
     int np = nn_model_param_names(mc, &names);
-    float worst = 0.0f;
+    float worst = 0.0f, scale = 0.0f;
+    for (int i = 0; i < np; i++) {
+        int64_t cnt = 0;
+        const float *gc = nn_trainer_grad(tc, names[i], &cnt);
+        for (int64_t k = 0; gc && k < cnt; k++) scale = fmaxf(scale, fabsf(gc[k]));
+    }
     for (int i = 0; i < np; i++) {
         int64_t cnt = 0, cnt2 = 0;
         const float *gc = nn_trainer_grad(tc, names[i], &cnt);
@@ -195,9 +218,18 @@ static void check_grads(const char *path, const char *arch, const float *db6, in
             CHECK(0, "%s: no gradient for %s", arch, names[i]);
             continue;
         }
-        float r = reldiff(gc, gg, cnt);
+        float r = grad_err(gc, gg, cnt, scale);
         worst = fmaxf(worst, r);
-        CHECK(r <= 1e-3f, "%s %s: gradient differs by %.3g of its largest", arch, names[i], r);
+        /* The dense head sees no max-pool routing: rounding alone, 1e-4. Below the pools 5e-3:
+         * where two values of a 2x2 window are within the CPU/GPU forward's rounding of each
+         * other, the argmax (so the position that gets the gradient) can differ between the two
+         * backends. Measured on an H200 with 0.01 dB of noise added to this input: 0.9e-3 to
+         * 3e-3 in conv1/bn1/conv2 whatever the cuDNN algorithm or pooling mode, while the CPU
+         * against itself on the reversed batch stays under 2e-6. A wrong formula shows as
+         * O(1). */
+        float tol = strncmp(names[i], "fc", 2) == 0 ? 1e-4f : 5e-3f;
+        CHECK(r <= tol, "%s %s: gradient differs by %.3g of its largest (tolerance %g)", arch,
+              names[i], r, tol);
     }
     printf("%s%s grads: %d tensors, worst relative difference %.3g\n", arch,
            freeze ? " (frozen conv)" : "", np, worst);
