@@ -58,6 +58,8 @@ static void usage(FILE *f, int finetune)
             "model:   --arch fcn|seed-cnn (fcn)  --fcn-channels 16,32,64,128  --dropout X\n"
             "training: --epochs N (45)  --lr X (0.002)  --batch N (32)  --seed N (1)\n"
             "          --steps-per-epoch N (files/batch)  --weight-decay X (0.01)\n"
+            "          --sgd-momentum M (0: AdamW; > 0: SGD with momentum M, the weight\n"
+            "          decay then added to the gradient)\n"
             "          --warmup N (1 epoch)  --lr-min-frac X (0.05, cosine floor)\n"
             "          --patience N (0: off; epochs without a better valid balanced accuracy)\n"
             "          --ema DECAY (0.99; 0: off; the cap of a per-step moving average of the\n"
@@ -76,7 +78,7 @@ static void usage(FILE *f, int finetune)
 
 enum {
     O_DATA = 256, O_TRAIN_LIST, O_VALID_LIST, O_TAGS, O_MIN_PER, O_MAP, O_VFRAC, O_ARCH,
-    O_EPOCHS, O_LR, O_BATCH, O_SEED, O_THREADS, O_SPE, O_WD, O_WARM, O_LRMIN, O_PAT, O_CROP,
+    O_EPOCHS, O_LR, O_BATCH, O_SEED, O_THREADS, O_SPE, O_WD, O_MOM, O_WARM, O_LRMIN, O_PAT, O_CROP,
     O_EQ, O_TM, O_TMW, O_FM, O_FMW, O_MIX, O_LS, O_NOBAL, O_NOCACHE, O_FCNCH, O_DROP, O_EMA,
     O_EMABN, O_FROM, O_LIST, O_HEAD, O_ALL, O_NOISEP, O_SNR, O_PINK, O_BANDP, O_MIXP, O_MIXDB,
     O_VSNR, O_RETAG, O_CONFIG, O_STATE, O_DISTILL, O_ALT, O_NOALT, O_BLEND, O_DEVICE, O_SAMPLEMEM, O_EMAW, O_HELP
@@ -188,6 +190,7 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         {"threads", required_argument, 0, O_THREADS},
         {"steps-per-epoch", required_argument, 0, O_SPE},
         {"weight-decay", required_argument, 0, O_WD},
+        {"sgd-momentum", required_argument, 0, O_MOM},
         {"warmup", required_argument, 0, O_WARM},
         {"lr-min-frac", required_argument, 0, O_LRMIN},
         {"patience", required_argument, 0, O_PAT},
@@ -279,6 +282,7 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         case O_THREADS: bad = parse_int(a, 1, 64, &fo.threads); break;
         case O_SPE: bad = parse_int(a, 1, 1000000, &o.steps_per_epoch); break;
         case O_WD: bad = parse_float(a, 0, 10, &o.weight_decay); break;
+        case O_MOM: bad = parse_float(a, 0, 0.999f, &o.momentum); break;
         case O_WARM: bad = parse_int(a, 0, 100000, &o.warmup_epochs); break;
         case O_LRMIN: bad = parse_float(a, 0, 1, &o.lr_min_frac); break;
         case O_PAT: bad = parse_int(a, 0, 100000, &o.patience); break;

@@ -260,8 +260,9 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
         rc = err_set(e, "cannot build %s: %s", o->arch, e2.msg);
         goto done;
     }
-    NnOptim opt = {.kind = NN_ADAMW,
+    NnOptim opt = {.kind = o->momentum > 0 ? NN_SGD : NN_ADAMW,
                    .lr = o->lr,
+                   .momentum = o->momentum,
                    .beta1 = 0.9f,
                    .beta2 = 0.999f,
                    .eps = 1e-8f,
@@ -533,11 +534,13 @@ int train_run(const TrainSet *train, const TrainFeat *tf, const TrainSet *valid,
     avg = NULL;
     char buf[1536];
     snprintf(buf, sizeof buf,
-             "epochs=%d steps_per_epoch=%d batch=%d lr=%g lr_min_frac=%g warmup=%d "
+             "epochs=%d steps_per_epoch=%d batch=%d optimizer=%s momentum=%g lr=%g "
+             "lr_min_frac=%g warmup=%d "
              "weight_decay=%g crop=%d-%d eq_db=%g time_masks=%dx%d freq_masks=%dx%d "
              "mixup=%g label_smoothing=%g balanced=%d patience=%d ema=%g ema_warmup=%d ema_bn=%d "
              "freeze_conv=%d distill=%g alternate=%d blend=%g mix=%g@%g-%gdB noise=%g@%g-%gdB pink=%g band=%g",
-             o->epochs, spe, B, o->lr, o->lr_min_frac, o->warmup_epochs, o->weight_decay,
+             o->epochs, spe, B, opt.kind == NN_SGD ? "sgd" : "adamw", o->momentum, o->lr,
+             o->lr_min_frac, o->warmup_epochs, o->weight_decay,
              cmin, cmax, o->eq_db, o->time_masks, o->time_mask_max, o->freq_masks,
              o->freq_mask_max, o->mixup_alpha, o->label_smoothing, o->balanced, o->patience,
              o->ema, o->ema_warmup, o->ema_bn, o->freeze_conv, o->distill, ag->alternate, o->blend, ag->mix_prob, ag->mix_db_min, ag->mix_db_max,

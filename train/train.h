@@ -208,7 +208,8 @@ typedef struct TrainOptions {
     int warmup_epochs;
     int batch;
     uint64_t seed;
-    float weight_decay;
+    float weight_decay;     /* AdamW: decoupled; SGD: added to the gradient (L2) */
+    float momentum;         /* > 0: SGD with this momentum instead of AdamW */
     int crop_min, crop_max; /* fcn crop width in frames (all crops of a batch share one) */
     float eq_db;            /* random per-band gain (a smooth tilt), +- dB */
     int time_masks, time_mask_max;

@@ -37,4 +37,19 @@ assert j["accuracy"] >= 0.8, "accuracy %.3f, chance 0.33" % j["accuracy"]
 assert 0 <= j["balanced_accuracy"] <= 1
 print("json ok", j["accuracy"], j["balanced_accuracy"])
 ' || { echo "FAIL: eval JSON"; exit 1; }
+# the same library with SGD + momentum instead of AdamW: learns it too, and says so
+"$genred" train --data lib --train-list train.txt --valid-list valid.txt --fcn-channels 8,16 \
+    --epochs 10 --steps-per-epoch 8 --batch 16 --sgd-momentum 0.9 --lr 0.02 \
+    --weight-decay 0.0005 --seed 2 -o sgd.safetensors > sgd.log 2>&1 ||
+    { cat sgd.log; echo "FAIL: genred train with SGD"; exit 1; }
+"$genred" eval --data lib --list valid.txt --model sgd.safetensors --json 2>&1 | tail -n 1 |
+    "$py" -c '
+import json, struct, sys
+j = json.loads(sys.stdin.read())
+assert j["accuracy"] >= 0.8, "sgd: accuracy %.3f, chance 0.33" % j["accuracy"]
+f = open("sgd.safetensors", "rb")
+meta = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))["__metadata__"]
+assert "optimizer=sgd momentum=0.9 " in meta["train_settings"], meta["train_settings"]
+print("sgd ok", j["accuracy"])
+' || { cat sgd.log; echo "FAIL: SGD model"; exit 1; }
 echo ok
