@@ -43,6 +43,15 @@ t0=$(date +%s.%N); "$DECODE_ONLY" --jobs "$JOBS" "$T"/lib/*.mp3 >/dev/null
 t1=$(date +%s.%N)
 dec=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { print n / (b - a) }')
 printf "%-24s %8.1f tracks/s\n" "decode only" "$dec"
+# the fixed cost inside each run below (model load, and on the GPU the CUDA context and the
+# cuDNN/cuBLAS/cuFFT handles): one track, so the per-track rates can be read net of it
+for dev in cpu cuda; do
+  t0=$(date +%s.%N)
+  "$GENRED" classify --device "$dev" --model "$MODEL" "$T/lib/t1.mp3" >/dev/null 2>"$T/err" ||
+      { cat "$T/err"; exit 1; }
+  t1=$(date +%s.%N)
+  printf "%-24s %8.2f s\n" "one track, $dev" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
+done
 for dev in cpu cuda; do
   for b in 1 16 64 256; do
     t0=$(date +%s.%N)
