@@ -6,7 +6,8 @@
 # unpacks them under /tmp and runs the CUDA tests, compute-sanitizer and bench/gpu_bench.sh.
 # The CUDA libraries are not packed (cuBLAS with cuBLASLt is 580 MB): run.sh finds the target's own.
 # Usage: bash scripts/device_bundle.sh BUILD_DIR [OUT_DIR (.device-bundle)]: keep OUT_DIR inside
-# the source tree (git ignores .device-bundle) so that it travels with it; there: bash OUT_DIR/run.sh
+# the source tree (git ignores .device-bundle) so that it travels with it; there: bash
+# OUT_DIR/run.sh (as root: it puts sox's plugins where sox looks for them)
 set -euo pipefail
 BUILD=$(cd "$1" && pwd); OUT=${2:-$(cd "$(dirname "$0")/.." && pwd)/.device-bundle}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +29,8 @@ rm -rf "$(dirname "$L")"
 cat > "$OUT/run.sh" <<'RUN'
 #!/usr/bin/env bash
 # made by scripts/device_bundle.sh; run from anywhere
-D=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$D/.." && pwd); B=$D/b; L=/tmp/genred-devlib/devlib
+D=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$D/@ROOT_FROM_OUT@" && pwd); B=$D/b
+L=/tmp/genred-devlib/devlib
 mkdir -p /tmp/genred-devlib && tar xJf "$D/devlib.tar.xz" -C /tmp/genred-devlib
 # sox looks for its format plugins in its compiled-in folder only
 mkdir -p /usr/lib/x86_64-linux-gnu/sox && cp "$L"/soxfmt/*.so /usr/lib/x86_64-linux-gnu/sox/
@@ -46,5 +48,7 @@ compute-sanitizer --tool memcheck --leak-check full --error-exitcode 9 \
 echo "rc=$?"; grep -E "ERROR SUMMARY|LEAK SUMMARY" "$OUT/memcheck.log"
 echo "== bench/gpu_bench.sh"; bash bench/gpu_bench.sh "${N:-96}" "$B"
 RUN
+# the source tree from OUT_DIR, however deep OUT_DIR sits in it
+sed -i "s|@ROOT_FROM_OUT@|$(realpath --relative-to="$OUT" "$ROOT")|" "$OUT/run.sh"
 chmod +x "$OUT/run.sh"
 du -sh "$OUT"
