@@ -118,7 +118,7 @@ int cmd_eval(int argc, char **argv)
     float *probs = NULL;
     char *cache = NULL;
     int status = 1, dropped = 0, failed = 0;
-    if (train_set_from_folder(data, list, &s, &e) < 0 ||
+    if (train_set_from_folder(data, &list, list ? 1 : 0, &s, &e) < 0 ||
         train_set_label_with(&s, &labels, &dropped, &e) < 0) {
         fprintf(stderr, "genred eval: %s\n", e.msg);
         goto out;

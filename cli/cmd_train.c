@@ -52,7 +52,7 @@ static void usage(FILE *f, int finetune)
         return;
     }
     fprintf(f,
-            "usage: genred train --data DIR [--train-list F] [--valid-list F] -o MODEL.safetensors\n"
+            "usage: genred train --data DIR [--train-list F]... [--valid-list F] -o MODEL.safetensors\n"
             "       genred train --labels-from-tags DIR... [--min-per-label N] [--map FILE]\n"
             "                    [--valid-fraction X] -o MODEL.safetensors\n"
             "model:   --arch fcn|seed-cnn (fcn)  --fcn-channels 16,32,64,128  --dropout X\n"
@@ -236,7 +236,10 @@ static int train_or_finetune(int argc, char **argv, int finetune)
     TrainOptions o = train_default_options();
     TrainFeatOptions fo = train_feat_default_options();
     TrainTagOptions to = {.min_per_label = 5, .valid_fraction = 0.2, .seed = 1, .threads = 0};
-    const char *data = NULL, *train_list = NULL, *valid_list = NULL, *output = NULL;
+    const char *data = NULL, *valid_list = NULL, *output = NULL;
+    enum { MAX_LISTS = 16 };
+    const char *train_lists[MAX_LISTS];
+    int n_train_lists = 0;
     const char *from = NULL, *config = NULL, *state_path = NULL;
     int from_tags = 0, no_cache = 0, quiet = 0, seed = 1, do_retag = 0, sample_mb = 1024;
     float vfrac = 0.2f, valid_snr = 10.0f;
@@ -265,7 +268,14 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         int bad = 0;
         switch (c) {
         case O_DATA: data = a; break;
-        case O_TRAIN_LIST: train_list = a; break;
+        case O_TRAIN_LIST:
+        case O_LIST:
+            if (n_train_lists == MAX_LISTS) {
+                fprintf(stderr, "%s: at most %d list files\n", cmdname, MAX_LISTS);
+                return 2;
+            }
+            train_lists[n_train_lists++] = a;
+            break;
         case O_VALID_LIST: valid_list = a; break;
         case O_TAGS: from_tags = 1; break;
         case O_MIN_PER: bad = parse_int(a, 0, 1000000, &to.min_per_label); break;
@@ -325,7 +335,6 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         case O_MIXP: bad = parse_float(a, 0, 1, &o.aug.mix_prob); break;
         case O_MIXDB: bad = parse_range(a, -30, 100, &o.aug.mix_db_min, &o.aug.mix_db_max); break;
         case O_FROM: from = a; bad = !finetune; break;
-        case O_LIST: train_list = a; break;
         case O_HEAD: o.freeze_conv = 1; bad = !finetune; break;
         case O_ALL: o.freeze_conv = 0; bad = !finetune; break;
         case O_VSNR: bad = !finetune || parse_float(a, -30, 100, &valid_snr); break;
@@ -410,13 +419,21 @@ static int train_or_finetune(int argc, char **argv, int finetune)
             goto out;
         }
     } else {
-        if (train_list) trl = realpath(train_list, NULL);
+        /* the lists as absolute paths, joined by " + ", for the model's metadata */
+        for (int i = 0; i < n_train_lists; i++) {
+            char *rp = realpath(train_lists[i], NULL);
+            const char *p = rp ? rp : train_lists[i];
+            size_t have = trl ? strlen(trl) : 0;
+            trl = xrealloc(trl, have + strlen(p) + 4);
+            sprintf(trl + have, "%s%s", i ? " + " : "", p);
+            free(rp);
+        }
         if (valid_list) val = realpath(valid_list, NULL);
-        if (train_set_from_folder(data, train_list, &tr, &e) < 0) {
+        if (train_set_from_folder(data, train_lists, n_train_lists, &tr, &e) < 0) {
             fprintf(stderr, "%s: %s\n", cmdname, e.msg);
             goto out;
         }
-        if (valid_list && train_set_from_folder(data, valid_list, &va, &e) < 0) {
+        if (valid_list && train_set_from_folder(data, &valid_list, 1, &va, &e) < 0) {
             fprintf(stderr, "%s: %s\n", cmdname, e.msg);
             goto out;
         }

@@ -194,12 +194,50 @@ static char *parent_name(const char *rel)
     return r;
 }
 
-int train_set_from_folder(const char *dir, const char *list, TrainSet *out, ErrMsg *e)
+/* Drops the later copies of paths listed twice (a file in both of two lists would weigh
+ * double in training); keeps the first one's place, so one list's order is unchanged. */
+static void strlist_drop_repeats(StrList *l)
+{
+    if (l->n < 2) return;
+    char **sorted = xmalloc((size_t)l->n * sizeof(char *));
+    memcpy(sorted, l->v, (size_t)l->n * sizeof(char *));
+    qsort(sorted, (size_t)l->n, sizeof(char *), cmp_str);
+    /* seen[k]: sorted[k]'s text was already kept */
+    char *seen = xcalloc((size_t)l->n, 1);
+    /* the repeats are freed only after the last search: sorted still points at them */
+    char **repeats = xmalloc((size_t)l->n * sizeof(char *));
+    int k = 0, dropped = 0;
+    for (int i = 0; i < l->n; i++) {
+        char *key = l->v[i];
+        char **hit = bsearch(&key, sorted, (size_t)l->n, sizeof(char *), cmp_str);
+        while (hit > sorted && !strcmp(hit[-1], key)) hit--; /* the first of equal texts */
+        if (seen[hit - sorted]) {
+            repeats[dropped++] = key;
+            continue;
+        }
+        seen[hit - sorted] = 1;
+        l->v[k++] = key;
+    }
+    if (dropped) log_warn("%d files listed more than once: each one is used once", dropped);
+    l->n = k;
+    for (int i = 0; i < dropped; i++) free(repeats[i]);
+    free(repeats);
+    free(seen);
+    free(sorted);
+}
+
+int train_set_from_folder(const char *dir, const char *const *lists, int n_lists, TrainSet *out,
+                          ErrMsg *e)
 {
     memset(out, 0, sizeof *out);
     StrList files = {0};
-    if (list) {
-        if (read_list(list, &files, e) < 0) return -1;
+    if (n_lists > 0) {
+        for (int i = 0; i < n_lists; i++)
+            if (read_list(lists[i], &files, e) < 0) {
+                strlist_free(&files);
+                return -1;
+            }
+        if (n_lists > 1) strlist_drop_repeats(&files);
     } else {
         if (walk(dir, "", &files, 0, e) < 0) {
             strlist_free(&files);
@@ -222,7 +260,7 @@ int train_set_from_folder(const char *dir, const char *list, TrainSet *out, ErrM
         it->label = -1;
     }
     strlist_free(&files);
-    if (out->n == 0) return err_set(e, "no audio files in %s", list ? list : dir);
+    if (out->n == 0) return err_set(e, "no audio files in %s", n_lists ? lists[0] : dir);
     return 0;
 }
 

@@ -52,10 +52,12 @@ typedef struct TrainSet {
 
 void train_set_free(TrainSet *s);
 
-/* Files under dir labelled by their parent folder's name. list: a file of paths relative to
- * dir, one per line (NULL: every audio file under dir, sorted). Labels are left at -1; call
- * train_set_label_folders to give a set of sets one shared label table. */
-int train_set_from_folder(const char *dir, const char *list, TrainSet *out, ErrMsg *e);
+/* Files under dir labelled by their parent folder's name. lists: n_lists files of paths
+ * relative to dir, one per line, read in turn (a path in two lists is used once; n_lists 0:
+ * every audio file under dir, sorted). Labels are left at -1; call train_set_label_folders
+ * to give a set of sets one shared label table. */
+int train_set_from_folder(const char *dir, const char *const *lists, int n_lists, TrainSet *out,
+                          ErrMsg *e);
 /* Gives sets[0..n) one label table built from the folder names of all of them: the GTZAN
  * table (order and display names) when every name is a GTZAN genre, else the sorted folded
  * names with the first spelling seen as display name. */

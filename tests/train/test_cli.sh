@@ -37,11 +37,19 @@ assert j["accuracy"] >= 0.8, "accuracy %.3f, chance 0.33" % j["accuracy"]
 assert 0 <= j["balanced_accuracy"] <= 1
 print("json ok", j["accuracy"], j["balanced_accuracy"])
 ' || { echo "FAIL: eval JSON"; exit 1; }
-# the same library with SGD + momentum instead of AdamW: learns it too, and says so
-"$genred" train --data lib --train-list train.txt --valid-list valid.txt --fcn-channels 8,16 \
+# the same library with SGD + momentum instead of AdamW: learns it too, and says so; its
+# training files come as two lists that share a line (used once, with a warning)
+n=$(wc -l < train.txt)
+head -n $((n / 2)) train.txt > ta.txt
+tail -n +$((n / 2)) train.txt > tb.txt
+"$genred" train --data lib --train-list ta.txt --train-list tb.txt --valid-list valid.txt \
+    --fcn-channels 8,16 \
     --epochs 10 --steps-per-epoch 8 --batch 16 --sgd-momentum 0.9 --lr 0.02 \
     --weight-decay 0.0005 --seed 2 -o sgd.safetensors > sgd.log 2>&1 ||
     { cat sgd.log; echo "FAIL: genred train with SGD"; exit 1; }
+grep -q "^train $n files" sgd.log || { cat sgd.log; echo "FAIL: two lists: expected $n files"; exit 1; }
+grep -q "1 files listed more than once" sgd.log ||
+    { cat sgd.log; echo "FAIL: no warning for the repeated line"; exit 1; }
 "$genred" eval --data lib --list valid.txt --model sgd.safetensors --json 2>&1 | tail -n 1 |
     "$py" -c '
 import json, struct, sys
@@ -50,6 +58,8 @@ assert j["accuracy"] >= 0.8, "sgd: accuracy %.3f, chance 0.33" % j["accuracy"]
 f = open("sgd.safetensors", "rb")
 meta = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))["__metadata__"]
 assert "optimizer=sgd momentum=0.9 " in meta["train_settings"], meta["train_settings"]
+tl = meta["train_list"].split(" + ")
+assert [p.rsplit("/", 1)[-1] for p in tl] == ["ta.txt", "tb.txt"], meta["train_list"]
 print("sgd ok", j["accuracy"])
 ' || { cat sgd.log; echo "FAIL: SGD model"; exit 1; }
 echo ok

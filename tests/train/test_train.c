@@ -72,12 +72,34 @@ static int test_folders(const char *script)
     FILE *f = fopen(list, "w");
     fprintf(f, "# part\nbass/bass.00.flac\n\nbells/bells.01.flac\nnoise/noise.02.flac\n");
     fclose(f);
+    /* a second list sharing two paths with the first, one of them twice */
+    char list2[600];
+    snprintf(list2, sizeof list2, "%s/list2.txt", tmpdir);
+    f = fopen(list2, "w");
+    fprintf(f, "noise/noise.02.flac\nbells/bells.03.flac\nbass/bass.00.flac\nnoise/noise.02.flac\n");
+    fclose(f);
     TrainSet all, part;
     ErrMsg e;
-    CHECK(train_set_from_folder(dir, NULL, &all, &e) == 0, "%s", e.msg);
+    CHECK(train_set_from_folder(dir, NULL, 0, &all, &e) == 0, "%s", e.msg);
     CHECK(all.n == 24, "found %d files", all.n);
-    CHECK(train_set_from_folder(dir, list, &part, &e) == 0, "%s", e.msg);
+    const char *lists[2] = {list, list2};
+    CHECK(train_set_from_folder(dir, lists, 1, &part, &e) == 0, "%s", e.msg);
     CHECK(part.n == 3, "list gave %d files", part.n);
+    /* two lists are read in turn; a path in both is used once, where it came first */
+    TrainSet two;
+    CHECK(train_set_from_folder(dir, lists, 2, &two, &e) == 0, "%s", e.msg);
+    CHECK(two.n == 4, "two lists gave %d files", two.n);
+    CHECK(!strcmp(two.items[0].rel, "bass/bass.00.flac") &&
+              !strcmp(two.items[2].rel, "noise/noise.02.flac") &&
+              !strcmp(two.items[3].rel, "bells/bells.03.flac"),
+          "two lists: order %s %s %s %s", two.items[0].rel, two.items[1].rel, two.items[2].rel,
+          two.items[3].rel);
+    train_set_free(&two);
+    /* a missing list is an error that names it */
+    const char *missing[2] = {list, "/nonexistent/list.txt"};
+    CHECK(train_set_from_folder(dir, missing, 2, &two, &e) < 0 &&
+              strstr(e.msg, "/nonexistent/list.txt"),
+          "missing list: %s", e.msg);
     TrainSet *sets[2] = {&all, &part};
     CHECK(train_sets_label_folders(sets, 2, &e) == 0, "%s", e.msg);
     /* not GTZAN names: sorted folded keys */
