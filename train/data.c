@@ -194,36 +194,42 @@ static char *parent_name(const char *rel)
     return r;
 }
 
+/* A path and its place in the list, ordered by text and then by place. */
+typedef struct ListEntry {
+    const char *path;
+    int at;
+} ListEntry;
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const ListEntry *x = a, *y = b;
+    int c = strcmp(x->path, y->path);
+    return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+
 /* Drops the later copies of paths listed twice (a file in both of two lists would weigh
  * double in training); keeps the first one's place, so one list's order is unchanged. */
 static void strlist_drop_repeats(StrList *l)
 {
-    if (l->n < 2) return;
-    char **sorted = xmalloc((size_t)l->n * sizeof(char *));
-    memcpy(sorted, l->v, (size_t)l->n * sizeof(char *));
-    qsort(sorted, (size_t)l->n, sizeof(char *), cmp_str);
-    /* seen[k]: sorted[k]'s text was already kept */
-    char *seen = xcalloc((size_t)l->n, 1);
-    /* the repeats are freed only after the last search: sorted still points at them */
-    char **repeats = xmalloc((size_t)l->n * sizeof(char *));
+    ListEntry *sorted = xmalloc((size_t)l->n * sizeof(ListEntry));
+    for (int i = 0; i < l->n; i++) sorted[i] = (ListEntry){l->v[i], i};
+    qsort(sorted, (size_t)l->n, sizeof(ListEntry), cmp_entry);
+    char *repeat = xcalloc((size_t)(l->n ? l->n : 1), 1);
+    for (int i = 1; i < l->n; i++)
+        if (!strcmp(sorted[i].path, sorted[i - 1].path)) repeat[sorted[i].at] = 1;
+    free(sorted);
     int k = 0, dropped = 0;
     for (int i = 0; i < l->n; i++) {
-        char *key = l->v[i];
-        char **hit = bsearch(&key, sorted, (size_t)l->n, sizeof(char *), cmp_str);
-        while (hit > sorted && !strcmp(hit[-1], key)) hit--; /* the first of equal texts */
-        if (seen[hit - sorted]) {
-            repeats[dropped++] = key;
-            continue;
+        if (repeat[i]) {
+            free(l->v[i]);
+            dropped++;
+        } else {
+            l->v[k++] = l->v[i];
         }
-        seen[hit - sorted] = 1;
-        l->v[k++] = key;
     }
-    if (dropped) log_warn("%d files listed more than once: each one is used once", dropped);
+    free(repeat);
     l->n = k;
-    for (int i = 0; i < dropped; i++) free(repeats[i]);
-    free(repeats);
-    free(seen);
-    free(sorted);
+    if (dropped) log_warn("%d files listed more than once: each one is used once", dropped);
 }
 
 int train_set_from_folder(const char *dir, const char *const *lists, int n_lists, TrainSet *out,
