@@ -33,23 +33,31 @@ GENRES = "blues classical country disco hiphop jazz metal pop reggae rock".split
 
 
 def load_mels(data, cache):
+    """{"train|REL" or "valid|REL": power mel of the whole file}; the cache is used only when it
+    was made from the same folder and the same lists."""
+    data = os.path.realpath(data)
+    names = [part + "|" + p for part in ("train", "valid")
+             for p in open(os.path.join(data, part + ".txt")).read().split()]
     if os.path.exists(cache):
         z = np.load(cache)
-        return {k: z[k] for k in z.files}
+        if "__data__" in z.files and str(z["__data__"]) == data and \
+                set(z.files) == set(names) | {"__data__"}:
+            return {k: z[k] for k in names}
     out = {}
-    for part in ("train", "valid"):
-        for p in open(os.path.join(data, part + ".txt")).read().split():
-            pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", os.path.join(data, p), "-ac", "1",
-                                  "-ar", "22050", "-f", "f32le", "-"],
-                                 capture_output=True, check=True).stdout
-            out[part + "|" + p] = mel_ref.mel_power(np.frombuffer(pcm, np.float32)).astype(np.float32)
+    for name in names:
+        path = os.path.join(data, name.split("|", 1)[1])
+        pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-ac", "1", "-ar", "22050",
+                              "-f", "f32le", "-"], capture_output=True, check=True).stdout
+        out[name] = mel_ref.mel_power(np.frombuffer(pcm, np.float32)).astype(np.float32)
     os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
-    np.savez(cache, **out)
+    np.savez(cache, __data__=np.array(data), **out)
     return out
 
 
 def windows(m):
-    """DESIGN.md section 2: six 4 s windows of a long track, the whole of a short one."""
+    """DESIGN.md section 2, approximately: six 4 s windows of a long track, the whole of a short
+    one, cut from the whole file's mel at frame boundaries. genred (and mel_ref.windows on the
+    samples) computes each window's own mel, so edges and offsets differ by up to one hop."""
     n = m.shape[1]
     if n < 173:
         return [m]
