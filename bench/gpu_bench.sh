@@ -39,26 +39,29 @@ for i in $(seq 1 "$N"); do
   if (( i % JOBS == 0 )); then wait; fi
 done
 wait
-t0=$(date +%s.%N); "$DECODE_ONLY" --jobs "$JOBS" "$T"/lib/*.mp3 >/dev/null
-t1=$(date +%s.%N)
-dec=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { print n / (b - a) }')
+# wall seconds of one command, its output dropped; its errors shown, and the script stopped,
+# when it fails (set -e sees the failed substitution)
+seconds() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >/dev/null 2>"$T/err" || { cat "$T/err" >&2; return 1; }
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'
+}
+s=$(seconds "$DECODE_ONLY" --jobs "$JOBS" "$T"/lib/*.mp3)
+dec=$(awk -v n="$N" -v s="$s" 'BEGIN { print n / s }')
 printf "%-24s %8.1f tracks/s\n" "decode only" "$dec"
 # the fixed cost inside each run below (model load, and on the GPU the CUDA context and the
 # cuDNN/cuBLAS/cuFFT handles): one track, so the per-track rates can be read net of it
 for dev in cpu cuda; do
-  t0=$(date +%s.%N)
-  "$GENRED" classify --device "$dev" --model "$MODEL" "$T/lib/t1.mp3" >/dev/null 2>"$T/err" ||
-      { cat "$T/err"; exit 1; }
-  t1=$(date +%s.%N)
-  printf "%-24s %8.2f s\n" "one track, $dev" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
+  s=$(seconds "$GENRED" classify --device "$dev" --model "$MODEL" "$T/lib/t1.mp3")
+  printf "%-24s %8.2f s\n" "one track, $dev" "$s"
 done
 for dev in cpu cuda; do
   for b in 1 16 64 256; do
-    t0=$(date +%s.%N)
-    "$GENRED" classify --device "$dev" --model "$MODEL" --jobs "$JOBS" --batch "$b" \
-        "$T"/lib/*.mp3 >/dev/null 2>"$T/err" || { cat "$T/err"; exit 1; }
-    t1=$(date +%s.%N)
-    r=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { print n / (b - a) }')
+    s=$(seconds "$GENRED" classify --device "$dev" --model "$MODEL" --jobs "$JOBS" --batch "$b" \
+        "$T"/lib/*.mp3)
+    r=$(awk -v n="$N" -v s="$s" 'BEGIN { print n / s }')
     printf "%-24s %8.1f tracks/s  (%.2f of decode only)\n" "classify $dev batch $b" "$r" \
         "$(awk -v r="$r" -v d="$dec" 'BEGIN { print r / d }')"
   done

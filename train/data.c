@@ -266,7 +266,14 @@ int train_set_from_folder(const char *dir, const char *const *lists, int n_lists
         it->label = -1;
     }
     strlist_free(&files);
-    if (out->n == 0) return err_set(e, "no audio files in %s", n_lists ? lists[0] : dir);
+    if (out->n == 0) {
+        train_set_free(out);
+        if (n_lists == 0) return err_set(e, "no audio files in %s", dir);
+        char names[400] = "";
+        for (int i = 0, at = 0; i < n_lists && at < (int)sizeof names; i++)
+            at += snprintf(names + at, sizeof names - (size_t)at, "%s%s", i ? " + " : "", lists[i]);
+        return err_set(e, "no audio files in %s", names);
+    }
     return 0;
 }
 

@@ -100,6 +100,19 @@ static int test_folders(const char *script)
     CHECK(train_set_from_folder(dir, missing, 2, &two, &e) < 0 &&
               strstr(e.msg, "/nonexistent/list.txt"),
           "missing list: %s", e.msg);
+    /* lists that name no file: the error names each of them */
+    char empty1[600], empty2[600];
+    snprintf(empty1, sizeof empty1, "%s/empty1.txt", tmpdir);
+    snprintf(empty2, sizeof empty2, "%s/empty2.txt", tmpdir);
+    f = fopen(empty1, "w");
+    fprintf(f, "# nothing yet\n");
+    fclose(f);
+    f = fopen(empty2, "w");
+    fclose(f);
+    const char *empty[2] = {empty1, empty2};
+    CHECK(train_set_from_folder(dir, empty, 2, &two, &e) < 0 && strstr(e.msg, "no audio files") &&
+              strstr(e.msg, "empty1.txt") && strstr(e.msg, "empty2.txt"),
+          "empty lists: %s", e.msg);
     TrainSet *sets[2] = {&all, &part};
     CHECK(train_sets_label_folders(sets, 2, &e) == 0, "%s", e.msg);
     /* not GTZAN names: sorted folded keys */
