@@ -11,7 +11,8 @@ over several seeds: on seeds 1-3 they give 0.583 / 0.538 / 0.538 (best epoch / l
 epoch; the C trainer 0.578 / 0.542 / 0.548).
 
 usage: bench/explore_twin.py [--seed N] [--pool mean|meanstd|meanmax] [--ssn S]
-                             [--front fcn|tdnn|musicnn] [...]    (--help for all)
+                             [--front fcn|tdnn|musicnn] [--swa-from E] [--coord] [--group]
+                             [...]    (--help for all)
 Prints one line per epoch and a FINAL line. The power mel spectrograms of the 480 files
 (DESIGN.md section 3, from tests/features/mel_ref.py) are cached in --cache. Exit 77 when
 ../shared is missing. Runs on one thread (torch.set_num_threads(1)): two trials fit on 2 cores.
@@ -95,6 +96,14 @@ def main():
     ap.add_argument("--front", choices=("fcn", "tdnn", "musicnn"), default="fcn",
                     help="tdnn: 1-D convolutions over time with the 64 bands as channels; "
                          "musicnn: vertical timbre and horizontal temporal filters (Pons 2018)")
+    ap.add_argument("--swa-from", type=int, default=0, metavar="E",
+                    help="also keep a plain average of the weights at the end of epochs E.. "
+                         "(stochastic weight averaging) and score it (0: off)")
+    ap.add_argument("--coord", action="store_true",
+                    help="fcn: a second input channel holding the band's place, -1 to 1")
+    ap.add_argument("--group", action="store_true",
+                    help="draw a recording, then its excerpt or clip: the two files of one "
+                         "recording count once")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(a.data, "train.txt")):
         print(f"skip: {a.data} missing (no shared data in this clone)")
@@ -141,7 +150,7 @@ def main():
     class Fcn(nn.Module):
         def __init__(s):
             super().__init__()
-            layers, ci = [], 1
+            layers, ci = [], 2 if a.coord else 1
             for c in map(int, a.channels.split(",")):
                 norm = SubSpectralNorm(c, a.ssn) if a.ssn else bn2(c)
                 layers += [nn.Conv2d(ci, c, 3, padding=1), norm, nn.ReLU(), nn.MaxPool2d(2)]
@@ -151,6 +160,9 @@ def main():
             s.body, s.drop, s.fc = nn.Sequential(*layers), nn.Dropout(a.dropout), nn.Linear(wide * ci, 10)
 
         def forward(s, x):
+            if a.coord:
+                band = torch.linspace(-1, 1, 64).view(1, 1, 64, 1)
+                x = torch.cat([x, band.expand(x.shape[0], 1, 64, x.shape[3])], 1)
             return s.fc(s.drop(pool(s.body(x).flatten(2))))
 
     class Tdnn(nn.Module):
@@ -193,6 +205,13 @@ def main():
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=a.wd)
     cmin, cmax = map(int, a.crop.split(","))
     by_label = [np.where(yt == g)[0] for g in range(10)]
+    if a.group:  # excerpt and clip of one recording are one item
+        keys = [k for k in sorted(mels) if k.startswith("train|")]
+        ids = {}
+        for i, k in enumerate(keys):
+            ids.setdefault(k.split("/")[-1], []).append(i)
+        items = list(ids.values())
+        by_label = [[it for it in items if yt[it[0]] == g] for g in range(10)]
     spe = -(-len(yt) // a.batch)
     total = spe * a.epochs
 
@@ -200,7 +219,10 @@ def main():
         fr = rng.integers(cmin, cmax + 1)
         xs, ys = [], []
         for _ in range(a.batch):
-            i = rng.choice(by_label[rng.integers(10)])
+            bl = by_label[rng.integers(10)]
+            i = bl[rng.integers(len(bl))]
+            if a.group:
+                i = i[rng.integers(len(i))]
             w = xt[i][rng.integers(len(xt[i]))]
             if w.shape[1] < fr:
                 w = np.tile(w, (1, fr // w.shape[1] + 1))
@@ -231,6 +253,7 @@ def main():
 
     print("parameters", sum(p.numel() for p in net.parameters()), flush=True)
     t0, step, hist = time.time(), 0, []
+    swa, nswa, shist = None, 0, []
     for ep in range(a.epochs):
         net.train()
         run = 0.0
@@ -252,9 +275,21 @@ def main():
                         pa.mul_(d).add_(pn, alpha=1 - d)
                     else:
                         pa.copy_(pn)
+        if a.swa_from and ep + 1 >= a.swa_from:
+            if swa is None:
+                swa = copy.deepcopy(net)
+            nswa += 1
+            with torch.no_grad():
+                for pa, pn in zip(swa.state_dict().values(), net.state_dict().values()):
+                    if pa.dtype.is_floating_point:
+                        pa.mul_(1 - 1 / nswa).add_(pn, alpha=1 / nswa)
+            shist.append(score(swa))
+            print("swa", nswa, f"{shist[-1]:.3f}", flush=True)
         hist.append(score(avg))
         print(f"epoch {ep + 1} loss {run / spe:.3f} valid bal {hist[-1]:.3f} t {time.time() - t0:.0f}",
               flush=True)
+    if shist:
+        print(f"SWA last {shist[-1]:.3f} last5 {np.mean(shist[-5:]):.3f}")
     h = np.array(hist)
     print(f"FINAL best {h.max():.3f}@{h.argmax() + 1} last5 {h[-5:].mean():.3f} last {h[-1]:.3f} "
           f"{' '.join(sys.argv[1:])}")
