@@ -12,7 +12,7 @@ epoch; the C trainer 0.578 / 0.542 / 0.548).
 
 usage: bench/explore_twin.py [--seed N] [--pool mean|meanstd|meanmax] [--ssn S]
                              [--front fcn|tdnn|musicnn] [--swa-from E] [--coord] [--group]
-                             [...]    (--help for all)
+                             [--refit-head LR] [...]    (--help for all)
 Prints one line per epoch and a FINAL line. The power mel spectrograms of the 480 files
 (DESIGN.md section 3, from tests/features/mel_ref.py) are cached in --cache. Exit 77 when
 ../shared is missing. Runs on one thread (torch.set_num_threads(1)): two trials fit on 2 cores.
@@ -104,6 +104,10 @@ def main():
     ap.add_argument("--group", action="store_true",
                     help="draw a recording, then its excerpt or clip: the two files of one "
                          "recording count once")
+    ap.add_argument("--refit-head", type=float, default=0.0, metavar="LR",
+                    help="after training, refit the averaged model's dense layer on the pooled "
+                         "features of whole inference windows (FixRes-style; Adam at LR, "
+                         "class-balanced, scored after 10-200 steps; 0: off)")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(a.data, "train.txt")):
         print(f"skip: {a.data} missing (no shared data in this clone)")
@@ -290,6 +294,34 @@ def main():
               flush=True)
     if shist:
         print(f"SWA last {shist[-1]:.3f} last5 {np.mean(shist[-5:]):.3f}")
+    if a.refit_head > 0:
+        # training saw 1.5-2 s crops, inference pools 2-3 s excerpts and 4 s windows: refit
+        # the dense layer on features pooled the way inference pools them (body frozen)
+        avg.eval()
+        feats = []
+        with torch.no_grad():
+            for ws in xt:
+                x = torch.tensor((np.array([to_db(w) for w in ws]) + 40) / 80,
+                                 dtype=torch.float32)[:, None]
+                feats.append(pool(avg.body(x).flatten(2)))
+        fx = torch.cat(feats)
+        fy = torch.tensor(np.concatenate([[lab] * len(f) for f, lab in zip(feats, yt)]))
+        count = np.bincount(yt, minlength=10)
+        fw = torch.tensor(np.concatenate([[1.0 / len(f) / count[lab]] * len(f)
+                                          for f, lab in zip(feats, yt)]), dtype=torch.float32)
+        fw /= fw.sum()
+        trained_fc, head = avg.fc, copy.deepcopy(avg.fc)
+        hopt = torch.optim.Adam(head.parameters(), lr=a.refit_head)
+        for it in range(1, 201):
+            hopt.zero_grad()
+            hl = (F.cross_entropy(head(F.dropout(fx, a.dropout)), fy, reduction="none") * fw).sum()
+            hl.backward()
+            hopt.step()
+            if it in (10, 25, 50, 100, 200):
+                avg.fc = head
+                print(f"refit step {it} loss {hl.item():.3f} valid bal {score(avg):.3f}",
+                      flush=True)
+                avg.fc = trained_fc
     h = np.array(hist)
     print(f"FINAL best {h.max():.3f}@{h.argmax() + 1} last5 {h[-5:].mean():.3f} last {h[-1]:.3f} "
           f"{' '.join(sys.argv[1:])}")
