@@ -47,7 +47,6 @@ int cmd_eval(int argc, char **argv)
     int noise_seed = 1;
     double snr = 0;
     optind = 1;
-    opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
@@ -88,8 +87,7 @@ int cmd_eval(int argc, char **argv)
             if (cli_parse_int("--noise-seed", optarg, 0, 2147483647, &noise_seed) < 0) return 2;
             break;
         case O_HELP: usage(stdout); return 0;
-        default:
-            fprintf(stderr, "genred eval: unknown option %s\n", argv[optind - 1]);
+        default: /* getopt said why */
             usage(stderr);
             return 2;
         }

@@ -141,7 +141,7 @@ static int retag(const char *config, const char *state_path, const char *old_id,
     if (n) {
         char **av = xcalloc(n + 8, sizeof(char *));
         int ac = 0;
-        av[ac++] = "tag";
+        av[ac++] = "genred tag";
         av[ac++] = "--model";
         av[ac++] = (char *)new_path;
         if (config) {
@@ -163,8 +163,8 @@ static char *join_argv(int argc, char **argv)
     size_t n = 16;
     for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 3;
     char *s = xmalloc(n);
-    strcpy(s, "genred");
-    for (int i = 0; i < argc; i++) {
+    strcpy(s, argv[0]); /* "genred train" */
+    for (int i = 1; i < argc; i++) {
         strcat(s, " ");
         strcat(s, argv[i]);
     }
@@ -261,11 +261,10 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         to.min_per_label = 1;
     }
     optind = 1;
-    opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "o:qc:", lo, NULL)) != -1) {
         const char *a = optarg;
-        int bad = 0;
+        int bad = 0, ft_only = 0;
         switch (c) {
         case O_DATA: data = a; break;
         case O_TRAIN_LIST:
@@ -334,34 +333,37 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         case O_BANDP: bad = parse_float(a, 0, 1, &o.aug.band_prob); break;
         case O_MIXP: bad = parse_float(a, 0, 1, &o.aug.mix_prob); break;
         case O_MIXDB: bad = parse_range(a, -30, 100, &o.aug.mix_db_min, &o.aug.mix_db_max); break;
-        case O_FROM: from = a; bad = !finetune; break;
-        case O_HEAD: o.freeze_conv = 1; bad = !finetune; break;
-        case O_ALL: o.freeze_conv = 0; bad = !finetune; break;
-        case O_VSNR: bad = !finetune || parse_float(a, -30, 100, &valid_snr); break;
-        case O_RETAG: do_retag = 1; bad = !finetune; break;
+        case O_FROM: from = a; ft_only = 1; break;
+        case O_HEAD: o.freeze_conv = 1; ft_only = 1; break;
+        case O_ALL: o.freeze_conv = 0; ft_only = 1; break;
+        case O_VSNR: ft_only = 1; bad = parse_float(a, -30, 100, &valid_snr); break;
+        case O_RETAG: do_retag = 1; ft_only = 1; break;
         case O_ALT: o.aug.alternate = 1; break;
         case O_SAMPLEMEM: bad = parse_int(a, 16, 1 << 20, &sample_mb); break;
         case O_DEVICE:
             if (cli_parse_device(a, &o.device) < 0) return 2;
             break;
-        case O_BLEND: bad = !finetune || parse_float(a, 0, 1, &o.blend); break;
+        case O_BLEND: ft_only = 1; bad = parse_float(a, 0, 1, &o.blend); break;
         case O_NOALT: o.aug.alternate = 0; break;
-        case O_DISTILL: bad = !finetune || parse_float(a, 0, 1, &o.distill); break;
-        case 'c': config = a; bad = !finetune; break;
-        case O_STATE: state_path = a; bad = !finetune; break;
+        case O_DISTILL: ft_only = 1; bad = parse_float(a, 0, 1, &o.distill); break;
+        case 'c': config = a; ft_only = 1; break;
+        case O_STATE: state_path = a; ft_only = 1; break;
         case 'o': output = a; break;
         case 'q': quiet = 1; break;
         case O_HELP: usage(stdout, finetune); return 0;
-        default:
-            fprintf(stderr, "%s: unknown option %s\n", cmdname, argv[optind - 1]);
+        default: /* getopt said why */
             usage(stderr, finetune);
             return 2;
         }
-        if (bad) {
-            if (a)
-                fprintf(stderr, "%s: bad value '%s' for %s\n", cmdname, a, argv[optind - 1]);
+        if (bad || (ft_only && !finetune)) {
+            /* argv[optind - 1] is the value when it came as a separate word: name the option */
+            const char *name = "?";
+            for (const struct option *l = lo; l->name; l++)
+                if (l->val == c) name = l->name;
+            if (ft_only && !finetune)
+                fprintf(stderr, "%s: --%s is for genred finetune only\n", cmdname, name);
             else
-                fprintf(stderr, "%s: %s is for genred finetune only\n", cmdname, argv[optind - 1]);
+                fprintf(stderr, "%s: bad value '%s' for --%s\n", cmdname, a, name);
             return 2;
         }
     }

@@ -90,7 +90,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "genred: no such command '%s'\n", argv[2]);
             return 2;
         }
-        char *hargv[] = {argv[2], "--help", NULL};
+        char prog[32];
+        snprintf(prog, sizeof prog, "genred %s", c->name);
+        char *hargv[] = {prog, "--help", NULL};
         return c->run(2, hargv);
     }
     const struct Command *c = find(name);
@@ -98,5 +100,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "genred: no such command '%s'; see `genred --help`\n", name);
         return 2;
     }
+    /* getopt's own messages ("option '--jobs' requires an argument") start with argv[0] */
+    char prog[32];
+    snprintf(prog, sizeof prog, "genred %s", c->name);
+    argv[1] = prog;
     return c->run(argc - 1, argv + 1);
 }

@@ -169,6 +169,19 @@ def main():
                  ["nosuchcommand"], []):
         r = g.run(*args)
         check(r.returncode == 2, "genred %s: exit %d (want 2)" % (" ".join(args), r.returncode))
+    r = g.run("tag", "--jobs")
+    check(r.returncode == 2 and r.stderr.decode().startswith(
+        "genred tag: option '--jobs' requires an argument\n"), "tag --jobs: %r" % r.stderr)
+    # train/finetune: the one-line message names the option, whichever way its value came
+    out = os.path.join(t, "never.safetensors")
+    for args, want in ((["train", "--epochs", "0"], "genred train: bad value '0' for --epochs"),
+                       (["train", "--lr=x"], "genred train: bad value 'x' for --lr"),
+                       (["finetune", "--blend", "2"], "genred finetune: bad value '2' for --blend"),
+                       (["train", "--from", paths[0]], "genred train: --from is for genred finetune only"),
+                       (["train", "--retag"], "genred train: --retag is for genred finetune only")):
+        r = g.run(*args, "-o", out)
+        check(r.returncode == 2 and r.stderr.decode() == want + "\n" and not os.path.exists(out),
+              "genred %s: exit %d, %r (want 2, %r)" % (" ".join(args), r.returncode, r.stderr, want))
     for args in (["--help"], ["--version"], ["help", "tag"], ["classify", "--help"],
                  ["tag", "--help"], ["mel", "--help"]):
         r = g.run(*args)

@@ -12,8 +12,13 @@ sh "$gen" "$tmp/lib" folders || exit $?
 cd "$tmp/lib" && ls bass/*.flac bells/*.flac noise/*.flac | awk 'NR % 4 != 0' > "$tmp/train.txt"
 ls bass/*.flac bells/*.flac noise/*.flac | awk 'NR % 4 == 0' > "$tmp/valid.txt"
 cd "$tmp" || exit 1
-"$genred" train --data lib --frobnicate -o m.safetensors >/dev/null 2>&1
+"$genred" train --data lib --frobnicate -o m.safetensors >/dev/null 2>err.txt
 [ $? -eq 2 ] || { echo "FAIL: unknown option is not a usage error"; exit 1; }
+head -n 1 err.txt | grep -qx "genred train: unrecognized option '--frobnicate'" ||
+    { cat err.txt; echo "FAIL: the first line does not name the unknown option"; exit 1; }
+"$genred" train --data lib -o m.safetensors --lr >/dev/null 2>err.txt
+[ $? -eq 2 ] && head -n 1 err.txt | grep -qx "genred train: option '--lr' requires an argument" ||
+    { cat err.txt; echo "FAIL: a missing value is not named as such"; exit 1; }
 "$genred" train --data lib --train-list train.txt --valid-list valid.txt --fcn-channels 8,16 \
     --epochs 10 --steps-per-epoch 8 --batch 16 --lr 0.003 --seed 2 -o m.safetensors > train.log 2>&1
 rc=$?
@@ -58,6 +63,7 @@ assert j["accuracy"] >= 0.8, "sgd: accuracy %.3f, chance 0.33" % j["accuracy"]
 f = open("sgd.safetensors", "rb")
 meta = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))["__metadata__"]
 assert "optimizer=sgd momentum=0.9 " in meta["train_settings"], meta["train_settings"]
+assert meta["command"].startswith("genred train --data lib --train-list ta.txt "), meta["command"]
 tl = meta["train_list"].split(" + ")
 assert [p.rsplit("/", 1)[-1] for p in tl] == ["ta.txt", "tb.txt"], meta["train_list"]
 print("sgd ok", j["accuracy"])
