@@ -64,14 +64,10 @@ def main():
     xv, yv, pv = part("valid")
     mu = np.concatenate(xt).mean(0)
     sd = np.concatenate(xt).std(0) + 1e-6
-    count = np.bincount(yt, minlength=10)
-    # every file weighs the same within its genre and every genre the same, as genred's
-    # class-balanced drawing does
     rows = torch.tensor(np.concatenate([(x - mu) / sd for x in xt]), dtype=torch.float32)
     labels = torch.tensor(np.concatenate([[l] * len(x) for x, l in zip(xt, yt)]))
-    weight = torch.tensor(np.concatenate([[1.0 / len(x) / count[l]] * len(x)
-                                          for x, l in zip(xt, yt)]), dtype=torch.float32)
-    weight /= weight.sum()
+    weight = torch.tensor(twin.balanced_window_weights([len(x) for x in xt], yt),
+                          dtype=torch.float32)
     cnn = []
     for f in a.cnn:
         d = {j["path"]: j["probabilities"] for j in map(json.loads, open(f))}

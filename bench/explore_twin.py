@@ -8,11 +8,12 @@ steps, EMA of the weights with the decay (1+t)/(10+t) capped at 0.99) and scores
 `genred eval` (six 4 s windows, or the whole excerpt, mean of softmax). Not bit-identical to
 the C trainer (its own random draws), so compare a variant with this script's own defaults,
 over several seeds: on seeds 1-3 they give 0.583 / 0.538 / 0.538 (best epoch / last 5 / last
-epoch; the C trainer 0.578 / 0.542 / 0.548).
+epoch; the C trainer 0.578 / 0.542 / 0.548). Its noise is about +-0.03: twice a 2-3 point
+gain here (--block-dropout 0.1, --sam) was gone over five seeds of the C trainer.
 
 usage: bench/explore_twin.py [--seed N] [--pool mean|meanstd|meanmax] [--ssn S]
                              [--front fcn|tdnn|musicnn] [--swa-from E] [--coord] [--group]
-                             [--refit-head LR] [...]    (--help for all)
+                             [--hpss] [--sam RHO] [--refit-head LR] [...]    (--help for all)
 Prints one line per epoch and a FINAL line. The power mel spectrograms of the 480 files
 (DESIGN.md section 3, from tests/features/mel_ref.py) are cached in --cache. Exit 77 when
 ../shared is missing. Runs on one thread (torch.set_num_threads(1)): two trials fit on 2 cores.
@@ -66,9 +67,28 @@ def windows(m):
     return [m[:, int(np.floor(span * (2 * i + 1) / 12)) // 512:][:, :173] for i in range(6)]
 
 
+def balanced_window_weights(counts, labels):
+    """One weight per window, summing to 1: every file weighs the same within its genre and
+    every genre the same, as genred's class-balanced drawing does. counts[i]: windows of file i."""
+    per_genre = np.bincount(labels, minlength=10)
+    w = np.concatenate([[1.0 / n / per_genre[lab]] * n for n, lab in zip(counts, labels)])
+    return w / w.sum()
+
+
 def to_db(s):
     d = 10 * np.log10(np.maximum(s, 1e-10))
     return np.maximum(d - d.max(axis=(-2, -1), keepdims=True), -80)
+
+
+def hpss_db(s):
+    """(64, T) power mel -> (3, 64, T) dB: the whole, its harmonic and its percussive part
+    (Fitzgerald's median-filter masks on the mel itself), all against the whole's maximum."""
+    from scipy.ndimage import median_filter
+    h = median_filter(s, size=(1, 17), mode="nearest")
+    p = median_filter(s, size=(7, 1), mode="nearest")
+    mh = h * h / np.maximum(h * h + p * p, 1e-20)
+    d = 10 * np.log10(np.maximum(np.stack([s, s * mh, s * (1 - mh)]), 1e-10))
+    return np.maximum(d - d[0].max(), -80)
 
 
 def main():
@@ -104,6 +124,12 @@ def main():
     ap.add_argument("--group", action="store_true",
                     help="draw a recording, then its excerpt or clip: the two files of one "
                          "recording count once")
+    ap.add_argument("--sam", type=float, default=0.0, metavar="RHO",
+                    help="sharpness-aware minimisation: the gradient is taken at the weights "
+                         "moved RHO along the normalised gradient (0: off)")
+    ap.add_argument("--hpss", action="store_true",
+                    help="fcn: two more input channels, the harmonic and percussive parts of the "
+                         "mel (soft masks from median filters across 17 frames and 7 bands)")
     ap.add_argument("--refit-head", type=float, default=0.0, metavar="LR",
                     help="after training, refit the averaged model's dense layer on the pooled "
                          "features of whole inference windows (FixRes-style; Adam at LR, "
@@ -130,6 +156,9 @@ def main():
     rng = np.random.default_rng(a.seed)
     torch.manual_seed(a.seed)
 
+    def features(power):  # (64, T) power mel -> (channels, 64, T) dB
+        return hpss_db(power) if a.hpss else to_db(power)[None]
+
     def bn2(c):
         return nn.BatchNorm2d(c, eps=1e-3)
 
@@ -154,7 +183,7 @@ def main():
     class Fcn(nn.Module):
         def __init__(s):
             super().__init__()
-            layers, ci = [], 2 if a.coord else 1
+            layers, ci = [], (3 if a.hpss else 1) + (1 if a.coord else 0)
             for c in map(int, a.channels.split(",")):
                 norm = SubSpectralNorm(c, a.ssn) if a.ssn else bn2(c)
                 layers += [nn.Conv2d(ci, c, 3, padding=1), norm, nn.ReLU(), nn.MaxPool2d(2)]
@@ -232,28 +261,48 @@ def main():
                 w = np.tile(w, (1, fr // w.shape[1] + 1))
             o = rng.integers(w.shape[1] - fr + 1)
             c = w[:, o:o + fr] * 10 ** (rng.uniform(-a.eq_db, a.eq_db) * np.linspace(-1, 1, 64) / 10)[:, None]
-            d = to_db(c)
+            d = features(c)
             for _ in range(a.time_masks):
                 k = rng.integers(0, 13)
                 s = rng.integers(0, fr - k + 1)
-                d[:, s:s + k] = d.mean()
+                for ch in d:
+                    ch[:, s:s + k] = ch.mean()
             for _ in range(a.freq_masks):
                 k = rng.integers(0, 9)
                 s = rng.integers(0, 64 - k + 1)
-                d[s:s + k, :] = d.mean()
+                for ch in d:
+                    ch[s:s + k, :] = ch.mean()
             xs.append(d)
             ys.append(yt[i])
-        return torch.tensor((np.array(xs) + 40) / 80, dtype=torch.float32)[:, None], torch.tensor(ys)
+        return torch.tensor((np.array(xs) + 40) / 80, dtype=torch.float32), torch.tensor(ys)
 
     def score(model):
         model.eval()
         pred = []
         with torch.no_grad():
             for ws in xv:
-                x = torch.tensor((np.array([to_db(w) for w in ws]) + 40) / 80, dtype=torch.float32)[:, None]
+                x = torch.tensor((np.array([features(w) for w in ws]) + 40) / 80, dtype=torch.float32)
                 pred.append(F.softmax(model(x), 1).mean(0).argmax().item())
         pred = np.array(pred)
         return np.mean([(pred[yv == g] == g).mean() for g in range(10) if (yv == g).any()])
+
+    def sam_step(x, y):
+        # climb to the worst nearby weights, take the gradient there, climb back; batch-norm
+        # running statistics are restored so the second pass does not count twice
+        ps = [p for p in net.parameters() if p.grad is not None]
+        norm = torch.norm(torch.stack([p.grad.norm() for p in ps])) + 1e-12
+        with torch.no_grad():
+            es = [p.grad * (a.sam / norm) for p in ps]
+            for p, e in zip(ps, es):
+                p.add_(e)
+        bufs = [b.clone() for b in net.buffers()]
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        with torch.no_grad():
+            for p, e in zip(ps, es):
+                p.sub_(e)
+            for b, c in zip(net.buffers(), bufs):
+                b.copy_(c)
 
     print("parameters", sum(p.numel() for p in net.parameters()), flush=True)
     t0, step, hist = time.time(), 0, []
@@ -269,6 +318,8 @@ def main():
             loss = F.cross_entropy(net(x), y)
             opt.zero_grad()
             loss.backward()
+            if a.sam > 0:
+                sam_step(x, y)
             opt.step()
             run += loss.item()
             d = min(a.ema, (1 + step) / (10 + step)) if a.ema > 0 else 0.0
@@ -301,15 +352,13 @@ def main():
         feats = []
         with torch.no_grad():
             for ws in xt:
-                x = torch.tensor((np.array([to_db(w) for w in ws]) + 40) / 80,
-                                 dtype=torch.float32)[:, None]
+                x = torch.tensor((np.array([features(w) for w in ws]) + 40) / 80,
+                                 dtype=torch.float32)
                 feats.append(pool(avg.body(x).flatten(2)))
         fx = torch.cat(feats)
         fy = torch.tensor(np.concatenate([[lab] * len(f) for f, lab in zip(feats, yt)]))
-        count = np.bincount(yt, minlength=10)
-        fw = torch.tensor(np.concatenate([[1.0 / len(f) / count[lab]] * len(f)
-                                          for f, lab in zip(feats, yt)]), dtype=torch.float32)
-        fw /= fw.sum()
+        fw = torch.tensor(balanced_window_weights([len(f) for f in feats], yt),
+                          dtype=torch.float32)
         trained_fc, head = avg.fc, copy.deepcopy(avg.fc)
         hopt = torch.optim.Adam(head.parameters(), lr=a.refit_head)
         for it in range(1, 201):
