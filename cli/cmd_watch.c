@@ -71,6 +71,7 @@ int cmd_watch(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     DaemonSetting set[64];
+    int set_flag[64]; /* the option each setting came from, to name it in an error */
     char *owned[64];
     size_t n_set = 0, n_owned = 0;
     const char *config_path = NULL;
@@ -101,6 +102,7 @@ int cmd_watch(int argc, char **argv)
             fprintf(stderr, "genred: too many options\n");
             return CLI_USAGE;
         }
+        set_flag[n_set] = ch;
         set[n_set++] = (DaemonSetting){name, value};
     }
     /* Check every flag now, so a typo is a usage error rather than a daemon that will not
@@ -115,7 +117,13 @@ int cmd_watch(int argc, char **argv)
     }
     for (size_t i = 0; i < n_set; i++)
         if (config_set(&c, set[i].name, set[i].value, &e) != 0) {
-            fprintf(stderr, "genred: %s\n", e.msg);
+            /* e says "jobs: must be ...": name the option the user typed, then the setting */
+            const char *flag = "?", *why = e.msg;
+            for (const struct option *l = opts; l->name; l++)
+                if (l->val == set_flag[i]) flag = l->name;
+            size_t kl = strlen(set[i].name);
+            if (strncmp(why, set[i].name, kl) == 0 && strncmp(why + kl, ": ", 2) == 0) why += kl + 2;
+            fprintf(stderr, "genred watch: --%s (setting %s): %s\n", flag, set[i].name, why);
             rc = CLI_USAGE;
             break;
         }

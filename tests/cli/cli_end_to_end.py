@@ -172,6 +172,18 @@ def main():
     r = g.run("tag", "--jobs")
     check(r.returncode == 2 and r.stderr.decode().startswith(
         "genred tag: option '--jobs' requires an argument\n"), "tag --jobs: %r" % r.stderr)
+    # watch: a bad flag names the flag and the setting it stands for, before anything starts
+    conf = os.path.join(t, "empty.conf")
+    open(conf, "w").close()
+    r = g.run("watch", "-c", conf, "--jobs", "3", "--print-config")
+    check(r.returncode == 0 and re.search(rb"^jobs = 3;$", r.stdout, re.M) is not None,
+          "watch --jobs 3 --print-config: %d %r" % (r.returncode, r.stdout[:300]))
+    for args, want in ((["--jobs", "-3"], "--jobs (setting jobs): must be between 0 and 256, not -3"),
+                       (["--min-confidence", "2"],
+                        "--min-confidence (setting tag.min_confidence): must be between 0 and 1, not 2")):
+        r = g.run("watch", "-c", conf, *args, "--print-config")
+        check(r.returncode == 2 and r.stderr.decode() == "genred watch: " + want + "\n"
+              and not r.stdout, "watch %s: %d %r" % (" ".join(args), r.returncode, r.stderr))
     # train/finetune: the one-line message names the option, whichever way its value came
     out = os.path.join(t, "never.safetensors")
     for args, want in ((["train", "--epochs", "0"], "genred train: bad value '0' for --epochs"),
