@@ -12,7 +12,8 @@ static void help(FILE *f)
 {
     fputs("usage: genred classify [OPTIONS] FILE...\n"
           "\n"
-          "Prints PATH<TAB>GENRE<TAB>CONFIDENCE for each file (nothing is written to the files).\n"
+          "Prints PATH<TAB>GENRE<TAB>CONFIDENCE for each file (nothing is written to the files);\n"
+          "control characters in a path are shown as \\n, \\t, \\r or \\xHH.\n"
           "\n"
           "  --json          one JSON object per line: path, genre (display name), label,\n"
           "                  confidence, model, probabilities {label: p}, windows [[p...]...];\n"
@@ -45,7 +46,8 @@ static int on_result(const PipelineResult *r, void *user)
     }
     const NnInfo *in = c->info;
     if (!c->json) {
-        printf("%s\t%s\t%.3f\n", r->path, in->display_names[r->top], r->confidence);
+        cli_put_text(stdout, r->path);
+        printf("\t%s\t%.3f\n", in->display_names[r->top], r->confidence);
         return 0;
     }
     fputs("{\"path\":", stdout);

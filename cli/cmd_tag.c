@@ -49,7 +49,8 @@ static void help(FILE *f)
           "  -h, --help      this text\n"
           "\n"
           "Output: a progress bar on a terminal, else one line per file (tagged, unchanged,\n"
-          "kept, or an error on stderr), then a summary.\n"
+          "kept, or an error on stderr; control characters in a path shown as \\n, \\t,\n"
+          "\\r or \\xHH), then a summary.\n"
           "Exit status: 0 all files done, 1 some failed, 2 usage error or no model.\n",
           f);
 }
@@ -142,20 +143,30 @@ static int on_result(const PipelineResult *r, void *user)
         submit_hook(c, r, HOOKS_ERROR, NULL, NULL);
     } else if (outcome == TAGGER_WRITTEN) {
         c->tagged++;
-        if (c->lines)
-            printf("%s %s %s %.3f\n", c->dry_run ? "would tag" : "tagged", r->path, genre,
-                   r->confidence);
+        if (c->lines) {
+            printf("%s ", c->dry_run ? "would tag" : "tagged");
+            cli_put_text(stdout, r->path);
+            printf(" %s %.3f\n", genre, r->confidence);
+        }
         submit_hook(c, r, HOOKS_TAGGED, genre, prev);
     } else if (outcome == TAGGER_UNCHANGED) {
         c->unchanged++;
-        if (c->lines) printf("unchanged %s %s %.3f\n", r->path, genre, r->confidence);
+        if (c->lines) {
+            fputs("unchanged ", stdout);
+            cli_put_text(stdout, r->path);
+            printf(" %s %.3f\n", genre, r->confidence);
+        }
         submit_hook(c, r, HOOKS_UNCHANGED, genre, prev);
     } else {
         const char *old = have_before ? before.genre : "?";
         c->kept++;
-        if (c->lines)
-            printf("kept %s %s (hand-set; genred says %s %.3f)\n", r->path, old, genre,
-                   r->confidence);
+        if (c->lines) {
+            fputs("kept ", stdout);
+            cli_put_text(stdout, r->path);
+            fputc(' ', stdout);
+            cli_put_text(stdout, old);
+            printf(" (hand-set; genred says %s %.3f)\n", genre, r->confidence);
+        }
         submit_hook(c, r, HOOKS_UNCHANGED, have_before ? before.genre : NULL, prev);
     }
 out:

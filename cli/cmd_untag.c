@@ -39,6 +39,20 @@ static void help(FILE *f)
 }
 
 /* Returns 0 or 1 (failed). */
+/* "VERB PATH A GENRE B GENRE2": the path and the genres (read from the file) shown with
+ * cli_put_text, so each result stays one line. */
+static void print_line(const char *verb, const char *path, const char *a, const char *genre,
+                       const char *b, const char *genre2)
+{
+    if (verb) printf("%s ", verb);
+    cli_put_text(stdout, path);
+    fputs(a, stdout);
+    cli_put_text(stdout, genre);
+    fputs(b, stdout);
+    cli_put_text(stdout, genre2);
+    fputc('\n', stdout);
+}
+
 static int untag_one(State *s, const char *arg, int dry, int quiet)
 {
     char abs[PATH_MAX];
@@ -73,17 +87,17 @@ static int untag_one(State *s, const char *arg, int dry, int quiet)
             rc = 1;
         } else if (!quiet) {
             if (*prev)
-                printf("%s %s: genre %s -> %s\n", dry ? "would restore" : "restored", arg,
-                       ti.genre, prev);
+                print_line(dry ? "would restore" : "restored", arg, ": genre ", ti.genre, " -> ",
+                           prev);
             else
-                printf("%s %s: genre %s removed\n", dry ? "would untag" : "untagged", arg,
-                       ti.genre);
+                print_line(dry ? "would untag" : "untagged", arg, ": genre ", ti.genre,
+                           " removed", "");
         }
     } else if (!quiet && found && row.excluded) {
-        printf("%s: already untagged\n", arg);
+        print_line(NULL, arg, ": already untagged", "", "", "");
     } else if (!quiet) {
-        printf("%s %s: genre %s was set by hand since; kept\n", dry ? "would forget" : "forgot",
-               arg, ti.genre);
+        print_line(dry ? "would forget" : "forgot", arg, ": genre ", ti.genre,
+                   " was set by hand since; kept", "");
     }
     if (!dry) {
         /* Completed even when the restore failed: the file is as it was, and left alone until

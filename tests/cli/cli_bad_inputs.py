@@ -12,6 +12,12 @@ import sys
 from clitest import Genred, check, ffmpeg, finish, make_model, music, need_tools, sh, tmpdir
 
 
+def put_in(d, name, data):
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+    return os.path.join(d, name)
+
+
 def main():
     genred, src = sys.argv[1], sys.argv[2]
     need_tools("sox", "ffmpeg")
@@ -79,7 +85,6 @@ def main():
         check(p in oks, "%s: no result" % p)
         if p in oks:
             check(re.match(r"^.*\t\S.*\t[01]\.\d{3}$", oks[p]) is not None, "result line %r" % oks[p])
-    check(all(l.count("\n") == 0 for l in errs), "multi-line error")
     for l in err.splitlines():
         check(l.startswith("genred: "), "stray stderr line: %r" % l)
 
@@ -105,6 +110,32 @@ def main():
     m = re.search(r"^tagged (\d+), unchanged (\d+), kept hand-set genre (\d+), failed (\d+)", out, re.M)
     if check(m is not None, "tag: no summary"):
         check(int(m.group(4)) >= len(must_fail) + len(unreadable), "tag: failed count %s" % m.group(4))
+
+    # Control characters in names: a newline in a bad file's name must not split its error
+    # line, nor a tab in a good one add a column to classify's tab-separated result.
+    odd = os.path.join(t, "odd")
+    os.makedirs(odd)
+    bad_nl = put_in(odd, "bad\nname.mp3", os.urandom(5000))
+    good_tab = os.path.join(odd, "good\tname.flac")
+    sh(["sox", "-n", "-r", "22050", "-c", "1", good_tab, "synth", "5", "sine", "330"])
+    shown_bad = bad_nl.replace("\n", "\\n")
+    shown_good = good_tab.replace("\t", "\\t")
+    r = g.run("classify", bad_nl, good_tab)
+    out, err = r.stdout.decode(), r.stderr.decode()
+    check(r.returncode == 1, "classify odd names: exit %d (want 1)" % r.returncode)
+    lines = err.split("\n")
+    check(len(lines) == 2 and lines[1] == "" and lines[0].startswith("genred: %s: " % shown_bad),
+          "error for a name with a newline: %r" % err)
+    cols = out.split("\n")[0].split("\t")
+    check(out.count("\n") == 1 and len(cols) == 3 and cols[0] == shown_good,
+          "result for a name with a tab: %r" % out)
+    r = g.run("tag", odd)
+    out = r.stdout.decode()
+    check(re.search(r"^tagged %s \S+ [01]\.\d{3}$" % re.escape(shown_good), out, re.M) is not None
+          and len(out.splitlines()) == 2, "tag odd names: %r" % out)
+    probe = sh(["ffprobe", "-v", "error", "-show_entries", "format_tags", "-of", "json", good_tab])
+    check(b"GENRED_CONFIDENCE" in probe.stdout.upper(),
+          "the file with a tab was not tagged: %r" % probe.stdout)
     finish()
 
 
