@@ -136,6 +136,15 @@ def main():
     probe = sh(["ffprobe", "-v", "error", "-show_entries", "format_tags", "-of", "json", good_tab])
     check(b"GENRED_CONFIDENCE" in probe.stdout.upper(),
           "the file with a tab was not tagged: %r" % probe.stdout)
+    db = os.path.join(t, "state.db")
+    r = g.run("untag", "--state", db, good_tab)
+    out = r.stdout.decode()
+    check(r.returncode == 0 and re.fullmatch(r"untagged %s: genre \S+ removed\n" % re.escape(shown_good),
+                                             out) is not None, "untag odd name: %r" % out)
+    r = g.run("status", "--state", db, "--all")
+    line = [l for l in r.stdout.decode().split("\n") if "(untagged)" in l]
+    check(r.returncode == 0 and len(line) == 1 and line[0].endswith("  " + shown_good),
+          "status odd name: %r" % r.stdout)
     finish()
 
 
