@@ -36,28 +36,12 @@ void cli_list_free(CliList *l)
     l->n = l->cap = 0;
 }
 
-void cli_put_text(FILE *f, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p >= 0x20 && *p != 0x7F)
-            fputc(*p, f);
-        else if (*p == '\n')
-            fputs("\\n", f);
-        else if (*p == '\t')
-            fputs("\\t", f);
-        else if (*p == '\r')
-            fputs("\\r", f);
-        else
-            fprintf(f, "\\x%02x", *p);
-    }
-}
-
 void cli_file_error(const char *path, const char *reason)
 {
     fputs("genred: ", stderr);
-    cli_put_text(stderr, path);
+    common_put_text(stderr, path);
     fputs(": ", stderr);
-    cli_put_text(stderr, reason);
+    common_put_text(stderr, reason);
     fputc('\n', stderr);
 }
 

@@ -61,12 +61,7 @@ int cli_parse_int(const char *opt, const char *s, int lo, int hi, int *out);
  * U+FFFD (one per byte), so the output is always valid JSON. */
 void cli_json_string(FILE *f, const char *s);
 
-/* Writes s with its control characters shown as \n, \t, \r or \xHH, so that a file name
- * (or a tag read from a file) can never split a result or an error line, nor add a column
- * to a tab-separated one. Other bytes, backslashes included, are written as they are. */
-void cli_put_text(FILE *f, const char *s);
-
-/* `genred: PATH: reason` on stderr, as one line (cli_put_text). */
+/* `genred: PATH: reason` on stderr, as one line (common_put_text). */
 void cli_file_error(const char *path, const char *reason);
 
 /* mkdir -p. */

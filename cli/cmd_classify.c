@@ -46,7 +46,7 @@ static int on_result(const PipelineResult *r, void *user)
     }
     const NnInfo *in = c->info;
     if (!c->json) {
-        cli_put_text(stdout, r->path);
+        common_put_text(stdout, r->path);
         printf("\t%s\t%.3f\n", in->display_names[r->top], r->confidence);
         return 0;
     }

@@ -65,18 +65,18 @@ static int print_row(const StateRow *r, void *ud)
         printf(", \"runs\": %lld, \"time\": %.3f}", (long long)r->runs, r->time);
     } else if (r->excluded) {
         printf("  %s  %-12s %5s  ", when(r->time, tb, sizeof tb), "(untagged)", "");
-        cli_put_text(stdout, r->path);
+        common_put_text(stdout, r->path);
         fputc('\n', stdout);
     } else if (r->status == STATE_OK) {
         printf("  %s  %-12s %.3f  ", when(r->time, tb, sizeof tb), r->genre ? r->genre : "-",
                r->confidence);
-        cli_put_text(stdout, r->path);
+        common_put_text(stdout, r->path);
         fputc('\n', stdout);
     } else {
         printf("  %s  ", when(r->time, tb, sizeof tb));
-        cli_put_text(stdout, r->path);
+        common_put_text(stdout, r->path);
         fputs(": ", stdout);
-        cli_put_text(stdout, r->error ? r->error : "");
+        common_put_text(stdout, r->error ? r->error : "");
         fputc('\n', stdout);
     }
     return 0;

@@ -145,7 +145,7 @@ static int on_result(const PipelineResult *r, void *user)
         c->tagged++;
         if (c->lines) {
             printf("%s ", c->dry_run ? "would tag" : "tagged");
-            cli_put_text(stdout, r->path);
+            common_put_text(stdout, r->path);
             printf(" %s %.3f\n", genre, r->confidence);
         }
         submit_hook(c, r, HOOKS_TAGGED, genre, prev);
@@ -153,7 +153,7 @@ static int on_result(const PipelineResult *r, void *user)
         c->unchanged++;
         if (c->lines) {
             fputs("unchanged ", stdout);
-            cli_put_text(stdout, r->path);
+            common_put_text(stdout, r->path);
             printf(" %s %.3f\n", genre, r->confidence);
         }
         submit_hook(c, r, HOOKS_UNCHANGED, genre, prev);
@@ -162,9 +162,9 @@ static int on_result(const PipelineResult *r, void *user)
         c->kept++;
         if (c->lines) {
             fputs("kept ", stdout);
-            cli_put_text(stdout, r->path);
+            common_put_text(stdout, r->path);
             fputc(' ', stdout);
-            cli_put_text(stdout, old);
+            common_put_text(stdout, old);
             printf(" (hand-set; genred says %s %.3f)\n", genre, r->confidence);
         }
         submit_hook(c, r, HOOKS_UNCHANGED, have_before ? before.genre : NULL, prev);

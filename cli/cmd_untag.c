@@ -40,16 +40,16 @@ static void help(FILE *f)
 
 /* Returns 0 or 1 (failed). */
 /* "VERB PATH A GENRE B GENRE2": the path and the genres (read from the file) shown with
- * cli_put_text, so each result stays one line. */
+ * common_put_text, so each result stays one line. */
 static void print_line(const char *verb, const char *path, const char *a, const char *genre,
                        const char *b, const char *genre2)
 {
     if (verb) printf("%s ", verb);
-    cli_put_text(stdout, path);
+    common_put_text(stdout, path);
     fputs(a, stdout);
-    cli_put_text(stdout, genre);
+    common_put_text(stdout, genre);
     fputs(b, stdout);
-    cli_put_text(stdout, genre2);
+    common_put_text(stdout, genre2);
     fputc('\n', stdout);
 }
 

@@ -36,8 +36,26 @@ void common_log_write(int level, const char *fmt, ...)
     if (level < 0) level = 0;
     if (level > LOG_DEBUG) level = LOG_DEBUG;
     pthread_mutex_lock(&log_lock);
-    fprintf(stderr, "genred: %s: %s\n", names[level], line);
+    fprintf(stderr, "genred: %s: ", names[level]);
+    common_put_text(stderr, line);
+    fputc('\n', stderr);
     pthread_mutex_unlock(&log_lock);
+}
+
+void common_put_text(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x20 && *p != 0x7F)
+            fputc(*p, f);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p == '\r')
+            fputs("\\r", f);
+        else
+            fprintf(f, "\\x%02x", *p);
+    }
 }
 
 int common_log_level_parse(const char *name)

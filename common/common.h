@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,6 +35,11 @@ void common_log_write(int level, const char *fmt, ...) __attribute__((format(pri
 #define log_debug(...) log_at(LOG_DEBUG, __VA_ARGS__)
 /* Parses "error", "warn", "info", "debug"; returns -1 when unknown. */
 int common_log_level_parse(const char *name);
+/* Writes s with its control characters shown as \n, \t, \r or \xHH, so that a file name (or
+ * a tag read from a file) can never split a log, result or error line, nor add a column to a
+ * tab-separated one. Other bytes, backslashes included, are written as they are. The log
+ * above writes its messages this way. */
+void common_put_text(FILE *f, const char *s);
 
 /* Allocation that aborts with a message on out-of-memory: running out of memory for a
  * few MB of spectrograms is not a condition any caller can recover from usefully. */
