@@ -221,6 +221,12 @@ static int mkdir_parents(const char *path, ErrMsg *e)
 State *state_open(const char *path, bool create, ErrMsg *e)
 {
     if (create && mkdir_parents(path, e) != 0) return NULL;
+    struct stat sb;
+    if (!create && stat(path, &sb) != 0 && errno == ENOENT) {
+        /* SQLite would say only "unable to open database file" */
+        err_set(e, "no state database yet (genred watch creates it)");
+        return NULL;
+    }
     State *s = xcalloc(1, sizeof *s);
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {

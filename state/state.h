@@ -52,7 +52,8 @@ typedef struct StateRow {
 typedef struct State State;
 
 /* Opens (creating the file and its parent directory when create is true), switches to WAL and
- * migrates the schema. A database newer than this program is refused. */
+ * migrates the schema. A database newer than this program is refused; without create, a
+ * missing file is "no state database yet". */
 State *state_open(const char *path, bool create, ErrMsg *e);
 void state_close(State *s);
 

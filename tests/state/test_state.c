@@ -49,7 +49,14 @@ static void test_basics(void)
     char db[512];
     snprintf(db, sizeof db, "%s/new/dir/state.db", tmp);
     ErrMsg e;
-    State *s = state_open(db, true, &e);
+    /* a reader (genred status) before any writer: a reason a user can act on, no file made */
+    State *s = state_open(db, false, &e);
+    CHECK(!s && strstr(e.msg, "no state database yet"), "open of a missing file: %s",
+          s ? "opened" : e.msg);
+    if (s) state_close(s);
+    struct stat sb;
+    CHECK(stat(db, &sb) != 0, "a read-only open created %s", db);
+    s = state_open(db, true, &e);
     CHECK(s, "open: %s", e.msg);
     if (!s) return;
     CHECK(state_schema_version(s) == STATE_SCHEMA_VERSION, "version %d", state_schema_version(s));
