@@ -36,6 +36,8 @@ void cli_list_free(CliList *l)
     l->n = l->cap = 0;
 }
 
+const char *cli_prog = "genred";
+
 void cli_file_error(const char *path, const char *reason)
 {
     fputs("genred: ", stderr);
@@ -95,7 +97,7 @@ int cli_parse_device(const char *s, int *out)
             return 0;
         }
     }
-    fprintf(stderr, "genred: --device wants auto, cpu or cuda, not '%s'\n", s);
+    fprintf(stderr, "%s: --device wants auto, cpu or cuda, not '%s'\n", cli_prog, s);
     return -1;
 }
 
@@ -132,8 +134,8 @@ int cli_parse_int(const char *opt, const char *s, int lo, int hi, int *out)
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "genred: %s wants a whole number from %d to %d, not '%s'\n", opt, lo, hi,
-                s);
+        fprintf(stderr, "%s: %s wants a whole number from %d to %d, not '%s'\n", cli_prog, opt,
+                lo, hi, s);
         return -1;
     }
     *out = (int)v;

@@ -47,6 +47,9 @@ typedef struct CliScoring {
 /* 1: ch was one of them (stored in s), 0: it is not, -1: a bad value (usage error printed). */
 int cli_scoring_option(CliScoring *s, int ch, const char *arg);
 
+/* The running command, "genred tag" (set by main), that usage errors start with. */
+extern const char *cli_prog;
+
 /* Parses a --device value: auto, cpu or cuda (enum NnDevice); 0, or -1 after a usage error. */
 int cli_parse_device(const char *s, int *out);
 /* nn_model_set_device, then when announce is set one line on stderr saying which device

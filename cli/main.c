@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "cliutil.h"
 #include "commands.h"
 #include "cuda.h"
 
@@ -104,5 +105,6 @@ int main(int argc, char **argv)
     char prog[32];
     snprintf(prog, sizeof prog, "genred %s", c->name);
     argv[1] = prog;
+    cli_prog = prog;
     return c->run(argc - 1, argv + 1);
 }

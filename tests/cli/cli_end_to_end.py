@@ -169,6 +169,9 @@ def main():
                  ["nosuchcommand"], []):
         r = g.run(*args)
         check(r.returncode == 2, "genred %s: exit %d (want 2)" % (" ".join(args), r.returncode))
+    r = g.run("tag", "--jobs", "0", lib)
+    check(r.stderr.decode() == "genred tag: --jobs wants a whole number from 1 to 1024, not '0'\n",
+          "tag --jobs 0: %r" % r.stderr)
     r = g.run("tag", "--jobs")
     check(r.returncode == 2 and r.stderr.decode().startswith(
         "genred tag: option '--jobs' requires an argument\n"), "tag --jobs: %r" % r.stderr)
