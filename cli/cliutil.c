@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,13 @@ void cli_list_free(CliList *l)
 }
 
 const char *cli_prog = "genred";
+
+const char *cli_option_name(const struct option *opts, int val)
+{
+    for (const struct option *o = opts; o->name; o++)
+        if (o->val == val) return o->name;
+    return "?";
+}
 
 void cli_file_error(const char *path, const char *reason)
 {

@@ -50,6 +50,10 @@ int cli_scoring_option(CliScoring *s, int ch, const char *arg);
 /* The running command, "genred tag" (set by main), that usage errors start with. */
 extern const char *cli_prog;
 
+struct option; /* <getopt.h> */
+/* The long name of the option whose getopt value is val ("jobs"), "?" when none has it. */
+const char *cli_option_name(const struct option *opts, int val);
+
 /* Parses a --device value: auto, cpu or cuda (enum NnDevice); 0, or -1 after a usage error. */
 int cli_parse_device(const char *s, int *out);
 /* nn_model_set_device, then when announce is set one line on stderr saying which device

@@ -112,6 +112,14 @@ static void submit_hook(Ctx *c, const PipelineResult *r, enum HooksEvent ev, con
     hooks_dispatch(c->hooks);
 }
 
+/* "VERB PATH GENRE CONFIDENCE", the path shown with common_put_text. */
+static void print_result(const char *verb, const PipelineResult *r, const char *genre)
+{
+    printf("%s ", verb);
+    common_put_text(stdout, r->path);
+    printf(" %s %.3f\n", genre, r->confidence);
+}
+
 static int on_result(const PipelineResult *r, void *user)
 {
     Ctx *c = user;
@@ -143,19 +151,11 @@ static int on_result(const PipelineResult *r, void *user)
         submit_hook(c, r, HOOKS_ERROR, NULL, NULL);
     } else if (outcome == TAGGER_WRITTEN) {
         c->tagged++;
-        if (c->lines) {
-            printf("%s ", c->dry_run ? "would tag" : "tagged");
-            common_put_text(stdout, r->path);
-            printf(" %s %.3f\n", genre, r->confidence);
-        }
+        if (c->lines) print_result(c->dry_run ? "would tag" : "tagged", r, genre);
         submit_hook(c, r, HOOKS_TAGGED, genre, prev);
     } else if (outcome == TAGGER_UNCHANGED) {
         c->unchanged++;
-        if (c->lines) {
-            fputs("unchanged ", stdout);
-            common_put_text(stdout, r->path);
-            printf(" %s %.3f\n", genre, r->confidence);
-        }
+        if (c->lines) print_result("unchanged", r, genre);
         submit_hook(c, r, HOOKS_UNCHANGED, genre, prev);
     } else {
         const char *old = have_before ? before.genre : "?";

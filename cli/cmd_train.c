@@ -357,9 +357,7 @@ static int train_or_finetune(int argc, char **argv, int finetune)
         }
         if (bad || (ft_only && !finetune)) {
             /* argv[optind - 1] is the value when it came as a separate word: name the option */
-            const char *name = "?";
-            for (const struct option *l = lo; l->name; l++)
-                if (l->val == c) name = l->name;
+            const char *name = cli_option_name(lo, c);
             if (ft_only && !finetune)
                 fprintf(stderr, "%s: --%s is for genred finetune only\n", cmdname, name);
             else

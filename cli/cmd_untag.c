@@ -38,7 +38,6 @@ static void help(FILE *f)
           f);
 }
 
-/* Returns 0 or 1 (failed). */
 /* "VERB PATH A GENRE B GENRE2": the path and the genres (read from the file) shown with
  * common_put_text, so each result stays one line. */
 static void print_line(const char *verb, const char *path, const char *a, const char *genre,
@@ -53,6 +52,7 @@ static void print_line(const char *verb, const char *path, const char *a, const 
     fputc('\n', stdout);
 }
 
+/* Returns 0 or 1 (failed). */
 static int untag_one(State *s, const char *arg, int dry, int quiet)
 {
     char abs[PATH_MAX];

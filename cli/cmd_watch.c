@@ -118,9 +118,7 @@ int cmd_watch(int argc, char **argv)
     for (size_t i = 0; i < n_set; i++)
         if (config_set(&c, set[i].name, set[i].value, &e) != 0) {
             /* e says "jobs: must be ...": name the option the user typed, then the setting */
-            const char *flag = "?", *why = e.msg;
-            for (const struct option *l = opts; l->name; l++)
-                if (l->val == set_flag[i]) flag = l->name;
+            const char *flag = cli_option_name(opts, set_flag[i]), *why = e.msg;
             size_t kl = strlen(set[i].name);
             if (strncmp(why, set[i].name, kl) == 0 && strncmp(why + kl, ": ", 2) == 0) why += kl + 2;
             fprintf(stderr, "genred watch: --%s (setting %s): %s\n", flag, set[i].name, why);

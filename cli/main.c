@@ -52,6 +52,17 @@ static const struct Command *find(const char *name)
     return NULL;
 }
 
+/* Runs c with argv[0] (and cli_prog) "genred CMD": getopt's own messages ("option '--jobs'
+ * requires an argument") and the usage errors start with it. */
+static int run(const struct Command *c, int argc, char **argv)
+{
+    char prog[32];
+    snprintf(prog, sizeof prog, "genred %s", c->name);
+    argv[0] = prog;
+    cli_prog = prog;
+    return c->run(argc, argv);
+}
+
 int main(int argc, char **argv)
 {
     /* GENRED_LOG_LEVEL=debug shows e.g. where the pipeline's time went. */
@@ -91,20 +102,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "genred: no such command '%s'\n", argv[2]);
             return 2;
         }
-        char prog[32];
-        snprintf(prog, sizeof prog, "genred %s", c->name);
-        char *hargv[] = {prog, "--help", NULL};
-        return c->run(2, hargv);
+        char *hargv[] = {argv[2], "--help", NULL};
+        return run(c, 2, hargv);
     }
     const struct Command *c = find(name);
     if (!c) {
         fprintf(stderr, "genred: no such command '%s'; see `genred --help`\n", name);
         return 2;
     }
-    /* getopt's own messages ("option '--jobs' requires an argument") start with argv[0] */
-    char prog[32];
-    snprintf(prog, sizeof prog, "genred %s", c->name);
-    argv[1] = prog;
-    cli_prog = prog;
-    return c->run(argc - 1, argv + 1);
+    return run(c, argc - 1, argv + 1);
 }
