@@ -64,8 +64,7 @@ int cli_model_device(NnModel *m, int device, int announce);
 /* Parses a whole decimal int in [lo, hi]; 0 or -1 (prints a usage error naming opt). */
 int cli_parse_int(const char *opt, const char *s, int lo, int hi, int *out);
 
-/* Writes s as a JSON string literal (with quotes). Bytes that are not valid UTF-8 become
- * U+FFFD (one per byte), so the output is always valid JSON. */
+/* common_put_json_string, under the name the commands use. */
 void cli_json_string(FILE *f, const char *s);
 
 /* `genred: PATH: reason` on stderr, as one line (common_put_text). */

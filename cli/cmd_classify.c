@@ -50,28 +50,8 @@ static int on_result(const PipelineResult *r, void *user)
         printf("\t%s\t%.3f\n", in->display_names[r->top], r->confidence);
         return 0;
     }
-    fputs("{\"path\":", stdout);
-    cli_json_string(stdout, r->path);
-    fputs(",\"genre\":", stdout);
-    cli_json_string(stdout, in->display_names[r->top]);
-    fputs(",\"label\":", stdout);
-    cli_json_string(stdout, in->labels[r->top]);
-    printf(",\"confidence\":%.6f,\"model\":", r->confidence);
-    cli_json_string(stdout, in->id);
-    fputs(",\"probabilities\":{", stdout);
-    for (int k = 0; k < r->n_labels; k++) {
-        if (k) fputc(',', stdout);
-        cli_json_string(stdout, in->labels[k]);
-        printf(":%.6f", r->probs[k]);
-    }
-    fputs("},\"windows\":[", stdout);
-    for (int w = 0; w < r->n_windows; w++) {
-        fputs(w ? ",[" : "[", stdout);
-        for (int k = 0; k < r->n_labels; k++)
-            printf(k ? ",%.6f" : "%.6f", r->window_probs[w * r->n_labels + k]);
-        fputc(']', stdout);
-    }
-    fputs("]}\n", stdout);
+    pipeline_result_json(stdout, r, in);
+    fputc('\n', stdout);
     return 0;
 }
 

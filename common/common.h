@@ -40,6 +40,9 @@ int common_log_level_parse(const char *name);
  * tab-separated one. Other bytes, backslashes included, are written as they are. The log
  * above writes its messages this way. */
 void common_put_text(FILE *f, const char *s);
+/* Writes s as a JSON string literal (with quotes). Bytes that are not valid UTF-8 become
+ * U+FFFD (one per byte), so the output is always valid JSON whatever a file name holds. */
+void common_put_json_string(FILE *f, const char *s);
 
 /* Allocation that aborts with a message on out-of-memory: running out of memory for a
  * few MB of spectrograms is not a condition any caller can recover from usefully. */

@@ -108,6 +108,32 @@ int pipeline_mel(const char *path, const PipelineSettings *s, float **db, int *n
     return rc;
 }
 
+void pipeline_result_json(FILE *f, const PipelineResult *r, const NnInfo *in)
+{
+    fputs("{\"path\":", f);
+    common_put_json_string(f, r->path);
+    fputs(",\"genre\":", f);
+    common_put_json_string(f, in->display_names[r->top]);
+    fputs(",\"label\":", f);
+    common_put_json_string(f, in->labels[r->top]);
+    fprintf(f, ",\"confidence\":%.6f,\"model\":", r->confidence);
+    common_put_json_string(f, in->id);
+    fputs(",\"probabilities\":{", f);
+    for (int k = 0; k < r->n_labels; k++) {
+        if (k) fputc(',', f);
+        common_put_json_string(f, in->labels[k]);
+        fprintf(f, ":%.6f", r->probs[k]);
+    }
+    fputs("},\"windows\":[", f);
+    for (int w = 0; w < r->n_windows; w++) {
+        fputs(w ? ",[" : "[", f);
+        for (int k = 0; k < r->n_labels; k++)
+            fprintf(f, k ? ",%.6f" : "%.6f", r->window_probs[w * r->n_labels + k]);
+        fputc(']', f);
+    }
+    fputs("]}", f);
+}
+
 /* One track between the workers and the CNN. */
 typedef struct Item {
     int index;

@@ -12,6 +12,8 @@
 #ifndef GENRED_PIPELINE_H
 #define GENRED_PIPELINE_H
 
+#include <stdio.h>
+
 #include "common.h"
 #include "decode.h"
 #include "nn.h"
@@ -45,6 +47,12 @@ typedef struct PipelineResult {
     float confidence;     /* probs[top] */
     int64_t track_samples; /* as decode_windows reports it */
 } PipelineResult;
+
+/* Writes r (an ok result) as the one JSON object `genred classify --json` prints per file and
+ * `POST /api/classify` answers with: path, genre (display name), label, confidence, model,
+ * probabilities {label: p}, windows [[p...]...]; no newline after it. Every consumer of that
+ * object goes through here, so a field added here reaches all of them. */
+void pipeline_result_json(FILE *f, const PipelineResult *r, const NnInfo *info);
 
 /* Returns nonzero to stop the run early (the tracks not yet delivered are dropped). */
 typedef int (*PipelineCallback)(const PipelineResult *r, void *user);
