@@ -72,8 +72,23 @@ static int av_err(ErrMsg *e, int code)
     return err_set(e, "%s", buf);
 }
 
+/* Where a Source reads from: a path, or a buffer through an AVIOContext (data != NULL). */
+typedef struct Input {
+    const char *path;
+    const uint8_t *data;
+    size_t len;
+} Input;
+
+/* The read position in an Input's buffer, for the AVIOContext callbacks. */
+typedef struct MemReader {
+    const uint8_t *data;
+    size_t len, pos;
+} MemReader;
+
 typedef struct Source {
     AVFormatContext *fmt;
+    AVIOContext *avio; /* memory input only: ours to free, after fmt */
+    MemReader mem;
     AVCodecContext *dec;
     AVStream *st;
     int si; /* index of the audio stream */
@@ -106,9 +121,61 @@ static void source_close(Source *s)
     av_packet_free(&s->pkt);
     avcodec_free_context(&s->dec);
     avformat_close_input(&s->fmt);
+    if (s->avio) {
+        av_freep(&s->avio->buffer); /* FFmpeg may have replaced the one we gave it */
+        avio_context_free(&s->avio);
+    }
 }
 
-static int source_open(Source *s, const char *path, int out_rate, ErrMsg *e)
+static int mem_read(void *opaque, uint8_t *buf, int size)
+{
+    MemReader *m = opaque;
+    size_t left = m->len - m->pos;
+    if (left == 0) return AVERROR_EOF;
+    size_t n = (size_t)size < left ? (size_t)size : left;
+    memcpy(buf, m->data + m->pos, n);
+    m->pos += n;
+    return (int)n;
+}
+
+static int64_t mem_seek(void *opaque, int64_t offset, int whence)
+{
+    MemReader *m = opaque;
+    if (whence & AVSEEK_SIZE) return (int64_t)m->len;
+    int64_t base = 0;
+    switch (whence & ~AVSEEK_FORCE) {
+    case SEEK_SET: base = 0; break;
+    case SEEK_CUR: base = (int64_t)m->pos; break;
+    case SEEK_END: base = (int64_t)m->len; break;
+    default: return AVERROR(EINVAL);
+    }
+    int64_t to = base + offset;
+    if (to < 0 || to > (int64_t)m->len) return AVERROR(EINVAL);
+    m->pos = (size_t)to;
+    return to;
+}
+
+/* avformat_open_input over the buffer: a context of our own whose pb reads it. */
+static int open_mem(Source *s, const Input *in)
+{
+    enum { AVIO_BUF = 64 * 1024 };
+    s->mem = (MemReader){.data = in->data, .len = in->len, .pos = 0};
+    uint8_t *buf = av_malloc(AVIO_BUF);
+    if (!buf) return AVERROR(ENOMEM);
+    s->avio = avio_alloc_context(buf, AVIO_BUF, 0, &s->mem, mem_read, NULL, mem_seek);
+    if (!s->avio) {
+        av_free(buf);
+        return AVERROR(ENOMEM);
+    }
+    s->fmt = avformat_alloc_context();
+    if (!s->fmt) return AVERROR(ENOMEM);
+    s->fmt->pb = s->avio;
+    s->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+    /* On failure this frees s->fmt (and sets it NULL) but leaves our AVIOContext to us. */
+    return avformat_open_input(&s->fmt, NULL, NULL, NULL);
+}
+
+static int source_open(Source *s, const Input *in, int out_rate, ErrMsg *e)
 {
     memset(s, 0, sizeof *s);
     s->origin_pts = AV_NOPTS_VALUE;
@@ -117,12 +184,18 @@ static int source_open(Source *s, const char *path, int out_rate, ErrMsg *e)
     if (out_rate <= 0) return err_set(e, "invalid output sample rate %d", out_rate);
 
     /* FFmpeg answers "invalid argument" for these; say what is wrong. */
-    struct stat sb;
-    if (stat(path, &sb) == 0) {
-        if (S_ISDIR(sb.st_mode)) return err_set(e, "is a directory");
-        if (S_ISREG(sb.st_mode) && sb.st_size == 0) return err_set(e, "empty file");
+    int ret;
+    if (in->data) {
+        if (in->len == 0) return err_set(e, "empty file");
+        ret = open_mem(s, in);
+    } else {
+        struct stat sb;
+        if (stat(in->path, &sb) == 0) {
+            if (S_ISDIR(sb.st_mode)) return err_set(e, "is a directory");
+            if (S_ISREG(sb.st_mode) && sb.st_size == 0) return err_set(e, "empty file");
+        }
+        ret = avformat_open_input(&s->fmt, in->path, NULL, NULL);
     }
-    int ret = avformat_open_input(&s->fmt, path, NULL, NULL);
     if (ret == AVERROR(EINVAL) || ret == AVERROR_INVALIDDATA)
         return err_set(e, "not a recognised audio format");
     if (ret == AVERROR_EOF) return err_set(e, "truncated file (no audio data)");
@@ -408,6 +481,7 @@ static void buffer_put(Sink *k, int64_t first, const float *x, int n)
     if (take <= 0) return;
     if (b->n + take > b->cap) {
         b->cap = (b->n + take) * 2 + 4096;
+        if (b->limit > 0 && b->cap > b->limit) b->cap = b->limit;
         b->x = xrealloc(b->x, (size_t)b->cap * sizeof *b->x);
     }
     memcpy(b->x + b->n, x, (size_t)take * sizeof *x);
@@ -504,15 +578,23 @@ static void fill_windows_from(const float *x, int64_t n, const DecodeOptions *o,
 }
 
 /* The fallback: decode everything, then slice. */
-static int windows_by_full_decode(const char *path, const DecodeOptions *o, DecodeWindows *out,
+static int windows_by_full_decode(const Input *in, const DecodeOptions *o, DecodeWindows *out,
                                   ErrMsg *e)
 {
     Source s;
     float *x = NULL;
     int64_t n = 0;
-    if (source_open(&s, path, o->sample_rate, e) < 0 || decode_whole(&s, 0, &x, &n, e) < 0) {
+    /* One sample more than allowed tells a track that is too long from one just as long. */
+    int64_t limit = o->max_whole_samples > 0 ? o->max_whole_samples + 1 : 0;
+    if (source_open(&s, in, o->sample_rate, e) < 0 || decode_whole(&s, limit, &x, &n, e) < 0) {
         source_close(&s);
         return -1;
+    }
+    if (limit > 0 && n >= limit) {
+        free(x);
+        source_close(&s);
+        return err_set(e, "too long to decode without seeking (over %.0f s and no usable duration)",
+                       (double)o->max_whole_samples / o->sample_rate);
     }
     fill_windows_from(x, n, o, out);
     out->decoded_samples =
@@ -667,14 +749,14 @@ static int seeking_pays(const DecodeOptions *o, int64_t est)
     return cost < est * 9 / 10;
 }
 
-int decode_windows(const char *path, const DecodeOptions *opt, DecodeWindows *out, ErrMsg *e)
+static int windows_from(const Input *in, const DecodeOptions *opt, DecodeWindows *out, ErrMsg *e)
 {
     DecodeOptions o = opt ? *opt : decode_default_options();
     memset(out, 0, sizeof *out);
     if (o.sample_rate <= 0 || o.window_samples <= 0 || o.n_windows <= 0)
         return err_set(e, "invalid decode options");
     Source s;
-    if (source_open(&s, path, o.sample_rate, e) < 0) {
+    if (source_open(&s, in, o.sample_rate, e) < 0) {
         source_close(&s);
         return -1;
     }
@@ -705,9 +787,24 @@ int decode_windows(const char *path, const DecodeOptions *opt, DecodeWindows *ou
     decoded_before = av_rescale_rnd(s.decoded_in, o.sample_rate, s.in_rate, AV_ROUND_NEAR_INF);
     source_close(&s);
     /* Unknown or short length, or seeking did not work out: decode it all. */
-    if (windows_by_full_decode(path, &o, out, e) < 0) return -1;
+    if (windows_by_full_decode(in, &o, out, e) < 0) return -1;
     out->decoded_samples += decoded_before;
     return 0;
+}
+
+int decode_windows(const char *path, const DecodeOptions *opt, DecodeWindows *out, ErrMsg *e)
+{
+    Input in = {.path = path};
+    return windows_from(&in, opt, out, e);
+}
+
+int decode_windows_mem(const void *data, size_t len, const DecodeOptions *opt, DecodeWindows *out,
+                       ErrMsg *e)
+{
+    static const uint8_t none[1];
+    /* A zero-length upload still goes the memory way (and is "empty file"), not the path way. */
+    Input in = {.data = data ? data : none, .len = data ? len : 0};
+    return windows_from(&in, opt, out, e);
 }
 
 void decode_windows_free(DecodeWindows *w)
@@ -723,7 +820,8 @@ int decode_all(const char *path, int sample_rate, int64_t max_samples, float **s
     *samples = NULL;
     *n_samples = 0;
     Source s;
-    int rc = source_open(&s, path, sample_rate, e);
+    Input in = {.path = path};
+    int rc = source_open(&s, &in, sample_rate, e);
     if (rc == 0) rc = decode_whole(&s, max_samples > 0 ? max_samples : 0, samples, n_samples, e);
     source_close(&s);
     return rc;

@@ -6,6 +6,7 @@
 #ifndef GENRED_DECODE_H
 #define GENRED_DECODE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common.h"
@@ -21,6 +22,11 @@ typedef struct DecodeOptions {
     int window_samples; /* W: samples per window, 88200 for 4 s */
     int n_windows;      /* 6 */
     int short_policy;   /* enum DecodeShortPolicy */
+    /* > 0: a track that has to be decoded whole (no usable duration to seek by, as in a
+     * browser's recording) may be at most this many output samples; a longer one is an error
+     * ("too long to decode without seeking"), so untrusted input cannot make the decoder hold
+     * hours of samples. 0: no limit (the user's own files). */
+    int64_t max_whole_samples;
 } DecodeOptions;
 
 /* The defaults of DESIGN.md §2: 22050 Hz, 4 s windows, 6 of them, pad short tracks. */
@@ -43,6 +49,11 @@ typedef struct DecodeWindows {
  * Xing header, raw streams) or a seek misbehaves, the whole track is decoded and sliced. */
 int decode_windows(const char *path, const DecodeOptions *opt, DecodeWindows *out, ErrMsg *e);
 void decode_windows_free(DecodeWindows *w);
+/* The same from a file held in memory (an upload): FFmpeg reads it through an AVIOContext over
+ * the buffer, so it never touches the filesystem; the format is found from the content alone.
+ * data is only read, and only during the call. */
+int decode_windows_mem(const void *data, size_t len, const DecodeOptions *opt, DecodeWindows *out,
+                       ErrMsg *e);
 
 /* Decodes the whole track to mono float32 at sample_rate (malloc'd into *samples).
  * max_samples > 0 stops after that many output samples (0: no limit). */

@@ -393,6 +393,66 @@ def g_two_hours():
         fail("2 h: silent windows")
 
 
+def decode_mem(p, max_whole=0):
+    raw = p + ".mem.f32"
+    rc, out = run(["mem", p, raw, str(max_whole)])
+    if rc != 0:
+        return None, out
+    return np.fromfile(raw, dtype=np.float32), out
+
+
+def g_memory():
+    # decode_windows_mem (uploads): the same windows and length as decode_windows of the file,
+    # bit for bit, for seekable files, one decoded whole (webm without a duration, as a
+    # browser records) and a short one; bad bytes fail with the path's reasons.
+    files = [make("m.flac", 30, ["-c:a", "flac"]),
+             make("m.mp3", 30, ["-c:a", "libmp3lame", "-b:a", "128k"]),
+             make("m.ogg", 30, ["-c:a", "libvorbis"]),
+             make("m.m4a", 30, ["-c:a", "aac", "-aac_pns", "0"]),
+             make("m.wav", 3, ["-c:a", "pcm_s16le"]),
+             make("m.webm", 12, ["-c:a", "libopus", "-live", "1"], channels=1)]
+    for p in files:
+        win, info = decode_windows(p)
+        mwin, minfo = decode_mem(p)
+        name = os.path.basename(p)
+        print("%s: path %s, memory %s" % (name, info, minfo))
+        if mwin is None:
+            fail("%s from memory: %s" % (name, minfo))
+        elif {k: int(v) for k, v in minfo.items()} != info or not np.array_equal(win.ravel(), mwin):
+            fail("%s: memory and path windows differ" % name)
+    # The webm has no duration to seek by: decoded whole, within a limit or refused over it.
+    p = path("m.webm")
+    _, out = decode_mem(p, 11 * SR)
+    if "too long to decode without seeking" not in out.get("error", ""):
+        fail("webm over max_whole_samples: %s" % out)
+    if decode_mem(p, 13 * SR)[0] is None:
+        fail("webm under max_whole_samples failed")
+    # A seekable file longer than the limit is fine: only its windows are decoded.
+    _, out = decode_mem(make("long.flac", 120, ["-c:a", "flac"], channels=1), 20 * SR)
+    if out.get("n_windows") != "6" or int(out.get("decoded_samples", 1e9)) > 60 * SR:
+        fail("120 s flac over max_whole_samples but seekable: %s" % out)
+    bad = {"empty": b"",
+           "random": np.random.default_rng(2).integers(0, 256, 100000, dtype=np.uint8).tobytes(),
+           "text": b"this is not audio\n" * 500,
+           "header": open(path("m.flac"), "rb").read()[:200]}
+    ffmpeg("-f", "lavfi", "-i", "testsrc=s=32x32:d=1", "-c:v", "ffv1", path("video.mkv"))
+    bad["video"] = open(path("video.mkv"), "rb").read()
+    for name, data in bad.items():
+        p = path("bad_" + name)
+        with open(p, "wb") as f:
+            f.write(data)
+        win, out = decode_mem(p)
+        print("%s from memory -> %s" % (name, out))
+        if win is not None or not out.get("error"):
+            fail("%s from memory decoded: %s" % (name, out))
+    trunc = open(path("m.mp3"), "rb").read()
+    with open(path("trunc.mp3"), "wb") as f:
+        f.write(trunc[:len(trunc) // 2])
+    win, out = decode_mem(path("trunc.mp3"))
+    if win is None or out.get("n_windows") != "6":
+        fail("truncated mp3 from memory: %s" % out)
+
+
 def g_threads():
     # decode shares no state between calls: threads decoding at once agree bit for bit.
     p = make("threads.mp3", 60, ["-c:a", "libmp3lame"])
@@ -405,7 +465,7 @@ def g_threads():
 GROUPS = {"formats": g_formats, "channels": g_channels, "seek": g_seek,
           "seek_more": g_seek_more, "threads": g_threads,
           "long_mp3": g_long_mp3, "cover_art": g_cover_art, "short": g_short, "bad": g_bad,
-          "two_hours": g_two_hours}
+          "two_hours": g_two_hours, "memory": g_memory}
 
 
 def main():

@@ -6,6 +6,8 @@
  *   test_decode windows FILE OUT.f32 [pad|whole] [RATE] [W] [N]   decode_windows -> raw
  *   test_decode fail FILE                              decode_windows and decode_all must fail
  *   test_decode threads FILE                           4 threads decode at once, must agree
+ *   test_decode mem FILE OUT.f32 [MAX_WHOLE]           decode_windows_mem of the file's bytes
+ *                                                      (read into memory) -> raw float32
  * Exit 0 on success, 1 on a failed expectation, 2 on bad usage. */
 #include <pthread.h>
 #include <stdio.h>
@@ -149,6 +151,34 @@ int main(int argc, char **argv)
         decode_windows_free(&w);
         return rc;
     }
+    if (argc >= 4 && strcmp(argv[1], "mem") == 0) {
+        FILE *f = fopen(argv[2], "rb");
+        if (!f) return check(0, "open");
+        size_t cap = 1 << 20, len = 0, got;
+        unsigned char *data = malloc(cap);
+        while (data && (got = fread(data + len, 1, cap - len, f)) > 0) {
+            len += got;
+            if (len == cap) data = realloc(data, cap *= 2);
+        }
+        fclose(f);
+        if (!data) return check(0, "memory");
+        DecodeOptions o = decode_default_options();
+        if (argc >= 5) o.max_whole_samples = atoll(argv[4]);
+        DecodeWindows w;
+        ErrMsg e = {{0}};
+        int rc = decode_windows_mem(data, len, &o, &w, &e);
+        free(data);
+        if (rc < 0) {
+            printf("error=%s\n", e.msg);
+            return 1;
+        }
+        printf("n_windows=%d\nwindow_len=%d\ntrack_samples=%lld\ndecoded_samples=%lld\n",
+               w.n_windows, w.window_len, (long long)w.track_samples,
+               (long long)w.decoded_samples);
+        rc = write_raw(argv[3], w.samples, (size_t)w.n_windows * w.window_len);
+        decode_windows_free(&w);
+        return rc;
+    }
     if (argc >= 3 && strcmp(argv[1], "fail") == 0) {
         DecodeOptions o = decode_default_options();
         DecodeWindows w;
@@ -166,6 +196,7 @@ int main(int argc, char **argv)
         return bad ? 1 : 0;
     }
     fprintf(stderr, "usage: test_decode units | all FILE OUT [MAX] | windows FILE OUT "
-                    "[pad|whole] [RATE] [W] [N] | fail FILE | threads FILE\n");
+                    "[pad|whole] [RATE] [W] [N] | fail FILE | threads FILE | mem FILE OUT "
+                    "[MAX_WHOLE]\n");
     return 2;
 }
