@@ -152,13 +152,16 @@ typedef struct Done {
     PipelineResult r;
     float *probs;        /* (n_labels) */
     float *window_probs; /* (n_windows, n_labels) */
+    float *mel;          /* keep_mel: the item's db, taken over */
 } Done;
 
 typedef struct Shared {
     const PipelineSettings *s;
     const MelPlan *plan;
-    const char *const *paths;
+    const char *const *paths;     /* the names results carry */
+    const PipelineBuffer *bufs;   /* NULL: decode paths[i]; else bufs[i] from memory */
     int n;
+    int keep_mel;
 
     pthread_mutex_t lock;
     pthread_cond_t ready; /* queue got an item */
@@ -178,7 +181,10 @@ static Item *prepare(Shared *sh, int index)
     DecodeWindows w;
     memset(&w, 0, sizeof w);
     double t0 = common_now(), t1 = t0;
-    if (decode_windows(sh->paths[index], &sh->s->decode, &w, &it->err) == 0) {
+    int dr = sh->bufs ? decode_windows_mem(sh->bufs[index].data, sh->bufs[index].len,
+                                           &sh->s->decode, &w, &it->err)
+                      : decode_windows(sh->paths[index], &sh->s->decode, &w, &it->err);
+    if (dr == 0) {
         t1 = common_now();
         int rc;
         if (sh->batch_mel) {
@@ -238,7 +244,8 @@ static void *worker(void *arg)
     }
 }
 
-static Done *done_from(const Item *it, const char *path, int n_labels, const float *wprobs)
+static Done *done_from(Item *it, const char *path, int n_labels, const float *wprobs,
+                       int keep_mel, int n_mels)
 {
     Done *d = xcalloc(1, sizeof *d);
     d->r.index = it->index;
@@ -263,6 +270,13 @@ static Done *done_from(const Item *it, const char *path, int n_labels, const flo
     d->r.window_probs = d->window_probs;
     d->r.top = top;
     d->r.confidence = d->probs[top];
+    if (keep_mel) {
+        d->mel = it->db;
+        it->db = NULL;
+        d->r.mel = d->mel;
+        d->r.n_mels = n_mels;
+        d->r.mel_frames = it->frames;
+    }
     return d;
 }
 
@@ -271,6 +285,7 @@ static void done_free(Done *d)
     if (!d) return;
     free(d->probs);
     free(d->window_probs);
+    free(d->mel);
     free(d);
 }
 
@@ -322,7 +337,7 @@ static void mel_for_batch(const MelPlan *plan, const PipelineSettings *s, Item *
 /* Scores every ok item of the batch: one nn_forward per distinct window width (all of them
  * share one width except short whole-track fcn windows). Turns items into Done records. */
 static double score_batch(NnModel *m, const PipelineSettings *s, Item **batch, int nb,
-                          const char *const *paths, Done **out)
+                          const char *const *paths, int keep_mel, Done **out)
 {
     double t_nn = 0;
     int n_labels = nn_model_info(m)->n_labels;
@@ -330,7 +345,7 @@ static double score_batch(NnModel *m, const PipelineSettings *s, Item **batch, i
     for (int a = 0; a < nb; a++) {
         if (handled[a]) continue;
         if (!batch[a]->ok) {
-            out[a] = done_from(batch[a], paths[batch[a]->index], n_labels, NULL);
+            out[a] = done_from(batch[a], paths[batch[a]->index], n_labels, NULL, 0, 0);
             handled[a] = 1;
             continue;
         }
@@ -359,7 +374,7 @@ static double score_batch(NnModel *m, const PipelineSettings *s, Item **batch, i
                 err_set(&batch[b]->err, "classifier: %s", fe.msg);
             }
             out[b] = done_from(batch[b], paths[batch[b]->index], n_labels,
-                               probs + off * (size_t)n_labels);
+                               probs + off * (size_t)n_labels, keep_mel, s->n_mels);
             off += (size_t)batch[b]->n_windows;
             handled[b] = 1;
         }
@@ -406,7 +421,7 @@ static int consume(Shared *sh, NnModel *m, int n, int bsize, int ordered, Pipeli
             sh->t_mel += common_now() - tm;
             pthread_mutex_unlock(&sh->lock);
         }
-        t_nn += score_batch(m, sh->s, batch, nb, sh->paths, done);
+        t_nn += score_batch(m, sh->s, batch, nb, sh->paths, sh->keep_mel, done);
         batches++;
         for (int i = 0; i < nb; i++) {
             item_free(batch[i]);
@@ -439,12 +454,14 @@ static int consume(Shared *sh, NnModel *m, int n, int bsize, int ordered, Pipeli
     return rc;
 }
 
-int pipeline_classify(NnModel *m, const char *const *paths, int n, const PipelineOptions *o,
-                      PipelineCallback cb, void *user, ErrMsg *e)
+static int run(NnModel *m, const char *const *paths, const PipelineBuffer *bufs, int n,
+               const PipelineOptions *o, PipelineCallback cb, void *user, ErrMsg *e)
 {
     if (n <= 0) return 0;
     const NnInfo *info = nn_model_info(m);
     PipelineSettings s = pipeline_settings_from_model(info);
+    if (o && o->max_whole_seconds > 0)
+        s.decode.max_whole_samples = (int64_t)(o->max_whole_seconds * s.decode.sample_rate);
     int jobs = o && o->jobs > 0 ? o->jobs : common_cpu_count();
     int bsize = o && o->batch > 0 ? o->batch : 16;
     int ordered = o ? o->ordered : 1;
@@ -466,7 +483,9 @@ int pipeline_classify(NnModel *m, const char *const *paths, int n, const Pipelin
     sh.s = &s;
     sh.plan = plan;
     sh.paths = paths;
+    sh.bufs = bufs;
     sh.n = n;
+    sh.keep_mel = o ? o->keep_mel : 0;
     sh.cap = bsize + 2 * jobs;
     sh.batch_mel = batch_mel;
     sh.queue = xcalloc((size_t)sh.cap, sizeof *sh.queue);
@@ -495,5 +514,23 @@ int pipeline_classify(NnModel *m, const char *const *paths, int n, const Pipelin
     pthread_cond_destroy(&sh.ready);
     pthread_mutex_destroy(&sh.lock);
     mel_plan_free(plan);
+    return rc;
+}
+
+int pipeline_classify(NnModel *m, const char *const *paths, int n, const PipelineOptions *o,
+                      PipelineCallback cb, void *user, ErrMsg *e)
+{
+    return run(m, paths, NULL, n, o, cb, user, e);
+}
+
+int pipeline_classify_buffers(NnModel *m, const PipelineBuffer *bufs, int n,
+                              const PipelineOptions *o, PipelineCallback cb, void *user,
+                              ErrMsg *e)
+{
+    if (n <= 0) return 0;
+    const char **names = xcalloc((size_t)n, sizeof *names);
+    for (int i = 0; i < n; i++) names[i] = bufs[i].name ? bufs[i].name : "";
+    int rc = run(m, names, bufs, n, o, cb, user, e);
+    free(names);
     return rc;
 }

@@ -46,6 +46,8 @@ typedef struct PipelineResult {
     int top;              /* argmax of probs */
     float confidence;     /* probs[top] */
     int64_t track_samples; /* as decode_windows reports it */
+    const float *mel;     /* keep_mel: (n_windows, n_mels, mel_frames) dB the net scored; else NULL */
+    int n_mels, mel_frames;
 } PipelineResult;
 
 /* Writes r (an ok result) as the one JSON object `genred classify --json` prints per file and
@@ -66,6 +68,9 @@ typedef struct PipelineOptions {
                     * (every worker computes its own track's mel on the CPU). Both give the
                     * same numbers on the CPU; batch_mel queues samples (2.1 MB a track)
                     * instead of spectrograms (265 kB) */
+    int keep_mel;  /* 1: results carry the mel windows they were scored on (r->mel) */
+    double max_whole_seconds; /* > 0: a track that must be decoded whole may be at most this
+                               * long (DecodeOptions.max_whole_samples): for untrusted input */
 } PipelineOptions;
 
 /* Classifies paths[0..n-1] with model m, calling cb once per track (also for failed ones).
@@ -74,6 +79,19 @@ typedef struct PipelineOptions {
  * run (bad settings, thread creation failed). */
 int pipeline_classify(NnModel *m, const char *const *paths, int n, const PipelineOptions *o,
                       PipelineCallback cb, void *user, ErrMsg *e);
+
+/* A track held in memory (an upload): its bytes, and the name its result carries as r->path.
+ * It never touches the filesystem (decode_windows_mem). */
+typedef struct PipelineBuffer {
+    const void *data;
+    size_t len;
+    const char *name;
+} PipelineBuffer;
+
+/* pipeline_classify for tracks held in memory; the buffers are read during the call only. */
+int pipeline_classify_buffers(NnModel *m, const PipelineBuffer *bufs, int n,
+                              const PipelineOptions *o, PipelineCallback cb, void *user,
+                              ErrMsg *e);
 
 /* The mel windows of one file as the net would see them before input scaling:
  * *db (malloc'd, free() it): (n_windows, n_mels, frames) in dB within [-80, 0]. */

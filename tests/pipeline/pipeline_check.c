@@ -4,7 +4,9 @@
  * checks that every way delivers each track exactly once, in input order when asked, with the
  * same probabilities (batching must not change a track's result), that probabilities sum to 1,
  * that confidence/top match probs, that failures carry a reason, and that a callback's stop
- * request ends the run early. Prints one line per track. Exit 0 ok, 1 mismatch. */
+ * request ends the run early. The same files read into memory go through
+ * pipeline_classify_buffers with keep_mel: same results, named by the buffer's name, with the
+ * mel windows pipeline_mel gives for the path. Prints one line per track. Exit 0 ok, 1 mismatch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,46 @@ typedef struct Run {
     float *probs;   /* (n, n_labels) */
     int stop_after; /* 0: never */
     int bad;
+    const NnInfo *info;
+    char **paths;   /* buffers run: the files the buffers were read from */
+    int check_mel;  /* buffers run: r->mel must equal pipeline_mel of the path */
 } Run;
+
+static void check_mel(Run *u, const PipelineResult *r)
+{
+    PipelineSettings s = pipeline_settings_from_model(u->info);
+    float *db = NULL;
+    int nw = 0, nm = 0, fr = 0;
+    ErrMsg e = {{0}};
+    if (pipeline_mel(u->paths[r->index], &s, &db, &nw, &nm, &fr, &e) != 0) {
+        fprintf(stderr, "%s: pipeline_mel: %s\n", r->path, e.msg);
+        u->bad = 1;
+        return;
+    }
+    /* pipeline_mel does not pad a short whole-track window to min_frames; compare the part
+     * both have. */
+    if (!r->mel || r->n_mels != nm || nm != u->info->n_mels || nw != r->n_windows ||
+        r->mel_frames < fr) {
+        fprintf(stderr, "%s: kept mel %p %d x %d, pipeline_mel %d x %d x %d\n", r->path,
+                (const void *)r->mel, r->n_mels, r->mel_frames, nw, nm, fr);
+        u->bad = 1;
+    } else {
+        for (int w = 0; w < nw; w++)
+            for (int b = 0; b < nm; b++)
+                for (int t = 0; t < fr; t++) {
+                    float a = r->mel[((size_t)w * nm + b) * r->mel_frames + t];
+                    float c = db[((size_t)w * nm + b) * fr + t];
+                    if (fr == r->mel_frames && fabsf(a - c) > 1e-4f) {
+                        fprintf(stderr, "%s: mel differs at %d,%d,%d: %f vs %f\n", r->path, w,
+                                b, t, a, c);
+                        u->bad = 1;
+                        free(db);
+                        return;
+                    }
+                }
+    }
+    free(db);
+}
 
 static int cb(const PipelineResult *r, void *user)
 {
@@ -32,6 +73,11 @@ static int cb(const PipelineResult *r, void *user)
         return 1;
     }
     u->seen[r->index]++;
+    if (u->check_mel && r->ok) check_mel(u, r);
+    if (u->check_mel && strncmp(r->path, "upload:", 7) != 0) {
+        fprintf(stderr, "buffer result named %s\n", r->path);
+        u->bad = 1;
+    }
     u->order[u->got++] = r->index;
     u->ok[r->index] = r->ok;
     if (!r->ok) {
@@ -152,6 +198,48 @@ int main(int argc, char **argv)
             fprintf(stderr, "stop request: rc %d after %d deliveries (want 1 after 2)\n", rc, u.got);
             fail = 1;
         }
+    }
+    /* From memory, as uploads are: the same results, the buffers' names, the mel kept. */
+    {
+        PipelineBuffer *bufs = calloc((size_t)n, sizeof *bufs);
+        char **names = calloc((size_t)n, sizeof *names);
+        for (int i = 0; i < n; i++) {
+            FILE *f = fopen(paths[i], "rb");
+            size_t cap = 1 << 16, len = 0, got;
+            unsigned char *data = malloc(cap);
+            while (f && (got = fread(data + len, 1, cap - len, f)) > 0)
+                if ((len += got) == cap) data = realloc(data, cap *= 2);
+            if (f) fclose(f);
+            bufs[i] = (PipelineBuffer){.data = data, .len = len};
+            names[i] = malloc(32);
+            snprintf(names[i], 32, "upload:%d", i);
+            bufs[i].name = names[i];
+        }
+        memset(u.seen, 0, (size_t)n * sizeof(int));
+        u.got = 0;
+        u.stop_after = 0;
+        u.info = nn_model_info(m);
+        u.paths = paths;
+        u.check_mel = 1;
+        PipelineOptions o = {.jobs = 2, .batch = 2, .ordered = 1, .keep_mel = 1};
+        if (pipeline_classify_buffers(m, bufs, n, &o, cb, &u, &e) != 0) fail = 1;
+        for (int i = 0; i < n; i++) {
+            if (u.seen[i] != 1 || u.order[i] != i || u.ok[i] != ref_ok[i]) {
+                fprintf(stderr, "buffers: track %d seen %d ok %d\n", i, u.seen[i], u.ok[i]);
+                fail = 1;
+            }
+            for (int k = 0; u.ok[i] && k < L; k++)
+                if (fabsf(u.probs[i * L + k] - ref[i * L + k]) > 1e-5f) {
+                    fprintf(stderr, "buffers: track %d label %d: %f vs %f\n", i, k,
+                            u.probs[i * L + k], ref[i * L + k]);
+                    fail = 1;
+                    break;
+                }
+            free((void *)bufs[i].data);
+            free(names[i]);
+        }
+        free(bufs);
+        free(names);
     }
     fail |= u.bad;
     printf("pipeline_check: %s\n", fail ? "FAILED" : "ok");
