@@ -159,7 +159,8 @@ static double tick_step(double span, int max_ticks)
     return ceil(span / max_ticks / 600.0) * 600.0;
 }
 
-static int finish_png(cairo_surface_t *s, cairo_t *cr, const char *path, ErrMsg *e)
+/* Encodes the picture as PNG into *out (malloc'd) and destroys s and cr. */
+static int encode_png(cairo_surface_t *s, cairo_t *cr, Buf *out, ErrMsg *e)
 {
     cairo_status_t st = cairo_status(cr);
     cairo_destroy(cr);
@@ -167,8 +168,19 @@ static int finish_png(cairo_surface_t *s, cairo_t *cr, const char *path, ErrMsg 
     Buf buf = {0};
     if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png_stream(s, buf_write, &buf);
     cairo_surface_destroy(s);
-    int rc = st == CAIRO_STATUS_SUCCESS ? common_write_atomic(path, buf.data, buf.len, e)
-                                        : err_set(e, "cairo: %s", cairo_status_to_string(st));
+    if (st != CAIRO_STATUS_SUCCESS) {
+        free(buf.data);
+        return err_set(e, "cairo: %s", cairo_status_to_string(st));
+    }
+    *out = buf;
+    return 0;
+}
+
+static int finish_png(cairo_surface_t *s, cairo_t *cr, const char *path, ErrMsg *e)
+{
+    Buf buf = {0};
+    if (encode_png(s, cr, &buf, e) != 0) return -1;
+    int rc = common_write_atomic(path, buf.data, buf.len, e);
     free(buf.data);
     return rc;
 }
@@ -248,10 +260,10 @@ static void draw_colour_bar(cairo_t *cr, double x0, double y0, double h)
     }
 }
 
-int plot_mel_png(const char *path, const float *db, int n_windows, int n_mels, int frames,
-                 int sample_rate, int hop, const char *title, ErrMsg *e)
+/* The picture of plot_mel_png, encoded into *out. */
+static int mel_png(Buf *out, const float *db, int n_windows, int n_mels, int frames,
+                   int sample_rate, int hop, const char *title, ErrMsg *e)
 {
-    if (!has_extension(path, ".png")) return err_set(e, "mel pictures are png: name the file .png");
     if (n_windows < 1 || n_mels < 1 || frames < 1 || sample_rate < 1 || hop < 1)
         return err_set(e, "nothing to draw: %d windows of %d x %d", n_windows, n_mels, frames);
     if (frames > MAX_IMAGE_SIDE || n_mels > MAX_IMAGE_SIDE || n_windows > 64)
@@ -307,7 +319,30 @@ int plot_mel_png(const char *path, const float *db, int n_windows, int n_mels, i
     cairo_surface_destroy(img);
     draw_colour_bar(cr, left + MEL_PANEL_W + 16, top + head,
                     (n_windows - 1) * panel_step + MEL_PANEL_H);
-    return finish_png(s, cr, path, e);
+    return encode_png(s, cr, out, e);
+}
+
+int plot_mel_png(const char *path, const float *db, int n_windows, int n_mels, int frames,
+                 int sample_rate, int hop, const char *title, ErrMsg *e)
+{
+    if (!has_extension(path, ".png")) return err_set(e, "mel pictures are png: name the file .png");
+    Buf buf = {0};
+    if (mel_png(&buf, db, n_windows, n_mels, frames, sample_rate, hop, title, e) != 0) return -1;
+    int rc = common_write_atomic(path, buf.data, buf.len, e);
+    free(buf.data);
+    return rc;
+}
+
+int plot_mel_png_mem(unsigned char **png, size_t *len, const float *db, int n_windows, int n_mels,
+                     int frames, int sample_rate, int hop, const char *title, ErrMsg *e)
+{
+    Buf buf = {0};
+    *png = NULL;
+    *len = 0;
+    if (mel_png(&buf, db, n_windows, n_mels, frames, sample_rate, hop, title, e) != 0) return -1;
+    *png = buf.data;
+    *len = buf.len;
+    return 0;
 }
 
 /* matplotlib's Blues end points, interpolated linearly. */

@@ -1,5 +1,6 @@
 /* test_plot_errors: plot/ refuses what it cannot write, with a reason, and leaves no file:
  * unknown extensions, a mel picture named .svg, empty inputs, a missing directory.
+ * plot_mel_png_mem gives the bytes plot_mel_png writes, and refuses what it refuses.
  * Works in a fresh directory under $TMPDIR (or /tmp) and removes it. */
 #include "plot.h"
 
@@ -67,6 +68,35 @@ int main(int argc, char **argv)
         fprintf(stderr, "FAIL: untitled confusion: %s\n", e.msg);
     }
     unlink(p);
+
+    /* the picture in memory is the file's bytes */
+    snprintf(p, sizeof p, "%s/mel.png", dir);
+    for (int i = 0; i < 64 * 4; i++) db[i] = -80.0f * (float)(i % 7) / 6.0f;
+    unsigned char *png = NULL;
+    size_t len = 0;
+    memset(&e, 0, sizeof e);
+    int rc_file = plot_mel_png(p, db, 1, 64, 4, 22050, 512, "t", &e);
+    int rc_mem = plot_mel_png_mem(&png, &len, db, 1, 64, 4, 22050, 512, "t", &e);
+    FILE *f = fopen(p, "rb");
+    unsigned char *file = malloc(len + 1);
+    size_t flen = f && file ? fread(file, 1, len + 1, f) : 0;
+    if (f) fclose(f);
+    if (rc_file != 0 || rc_mem != 0 || len < 8 || memcmp(png, "\x89PNG\r\n\x1a\n", 8) != 0 ||
+        flen != len || memcmp(file, png, len) != 0) {
+        failures++;
+        fprintf(stderr, "FAIL: mel png in memory (%zu bytes) differs from the file (%zu): %s\n",
+                len, flen, e.msg);
+    }
+    free(file);
+    free(png);
+    unlink(p);
+    memset(&e, 0, sizeof e);
+    expect_fail(plot_mel_png_mem(&png, &len, db, 0, 64, 4, 22050, 512, "t", &e), &e, NULL,
+                "mel in memory with 0 windows");
+    if (png || len) {
+        failures++;
+        fprintf(stderr, "FAIL: a failed picture left %zu bytes\n", len);
+    }
     if (rmdir(dir) != 0) {
         failures++;
         fprintf(stderr, "FAIL: stray files left in %s\n", dir);
