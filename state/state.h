@@ -26,7 +26,7 @@
 
 #include "common.h"
 
-#define STATE_SCHEMA_VERSION 3
+#define STATE_SCHEMA_VERSION 4
 #define STATE_FINGERPRINT_SIZE 33 /* 32 hex digits + NUL */
 
 enum StateStatus { STATE_OK = 0, STATE_ERROR = 1 };
@@ -47,6 +47,10 @@ typedef struct StateRow {
     double time;          /* unix seconds of the last record */
     int64_t runs;         /* results + errors recorded for this path */
     bool excluded;        /* `genred untag`ged: left alone until its content changes */
+    int64_t id;           /* never reused: how the web page names a track */
+    char *artist;         /* from the file's tags when the result was recorded, or NULL */
+    char *corrected;      /* the genre set from the web page (hand-set, in the file), or NULL;
+                           * shown instead of genre while the file still holds it */
 } StateRow;
 
 typedef struct State State;
@@ -59,7 +63,9 @@ void state_close(State *s);
 
 /* Brings the schema to STATE_SCHEMA_VERSION in one transaction: version 0 (empty file) gets the
  * tables, version 1 (path TEXT, mtime in seconds, no fingerprint/probs/previous genre/status)
- * is converted, version 2 gets the `excluded` column (0 for every row). Called by state_open;
+ * is converted, version 2 gets the `excluded` column (0 for every row), version 3 is copied into
+ * the v4 table (id, artist, corrected; ids = the old rowids) with the library view's indexes.
+ * Called by state_open;
  * public for tests. */
 int state_migrate(State *s, ErrMsg *e);
 int state_schema_version(State *s);
@@ -94,9 +100,12 @@ typedef struct StateResult {
      * genre from before genred's FIRST write. */
     const char *previous_genre;
     bool previous_known;
+    const char *artist; /* from the file's tags ("" none); NULL: keep the stored one */
 } StateResult;
 
-/* Both clear the excluded mark: the file changed and was classified again. */
+/* Both clear the excluded mark: the file changed and was classified again. A result keeps the
+ * web page's correction (and the genre from before genred) while previous_genre shows the file
+ * still holds the corrected genre; otherwise the correction is forgotten. */
 int state_record_result(State *s, const StateResult *r, ErrMsg *e);
 /* Marks the path failed with a reason; keeps the last result and the previous genre. */
 int state_record_error(State *s, const char *path, int64_t size, int64_t mtime_ns,
@@ -120,6 +129,54 @@ int state_rename(State *s, const char *old_path, const char *new_path, ErrMsg *e
 /* The paths of the ok, not excluded rows whose result came from model (a model id), sorted;
  * *paths (malloc'd, each entry too) gets *n entries. For `genred finetune --retag`. */
 int state_paths_with_model(State *s, const char *model, char ***paths, size_t *n, ErrMsg *e);
+
+/* The row whose id is id (StateRow.id). Returns 1 found, 0 not found, -1 error. */
+int state_lookup_id(State *s, int64_t id, StateRow *row, ErrMsg *e);
+
+/* A genre set by hand from the web page on the track with this id: recorded as `corrected` with
+ * the file's size, mtime and fingerprint after the tag write (so the daemon finds it done).
+ * before_handset: the file's genre before the write when it was hand-set (no
+ * GENRED_CONFIDENCE), NULL when it was genred's own; it becomes the genre untag restores unless
+ * the row already knows the one from before genred. Returns 1 done, 0 no such id, -1 error. */
+int state_record_correction(State *s, int64_t id, const char *genre, int64_t size,
+                            int64_t mtime_ns, const char *fingerprint, const char *before_handset,
+                            ErrMsg *e);
+
+/* The library view (the web page): a filtered, sorted page of rows. Paging is by key (the last
+ * row's sort key and id), so page 1000 costs what page 1 does. */
+enum StateFilter {
+    STATE_FILTER_ALL = 0,
+    STATE_FILTER_OK = 1,       /* a result, not untagged */
+    STATE_FILTER_ERROR = 2,    /* failed, not untagged */
+    STATE_FILTER_UNTAGGED = 3, /* `genred untag`ged */
+    STATE_FILTER_CORRECTED = 4 /* genre set from the web page */
+};
+enum StateSort {
+    STATE_SORT_CONFIDENCE = 0, /* least sure first; rows without a confidence are left out */
+    STATE_SORT_RECENT = 1,     /* newest first */
+    STATE_SORT_PATH = 2        /* by path bytes */
+};
+typedef struct StateQuery {
+    int filter;         /* enum StateFilter */
+    int sort;           /* enum StateSort */
+    const char *genre;  /* only rows showing this genre (coalesce(corrected, genre)); NULL: any */
+    const char *search; /* substring of path, artist or shown genre, ASCII case-insensitive;
+                         * NULL or "": any */
+    int limit;          /* rows per page, 1..1000 */
+    int64_t after_id;   /* > 0: the page after the row with this id (the last of the previous
+                         * page); after_key is its confidence or time (ignored for path) */
+    double after_key;
+} StateQuery;
+/* Calls fn for each row of the page (valid during the call only). *total (when not NULL) gets
+ * the number of rows matching filter, genre and search over all pages. Returns the rows visited,
+ * -1 on error (a bad query included). */
+int state_query(State *s, const StateQuery *q, int (*fn)(const StateRow *row, void *ud),
+                void *ud, int64_t *total, ErrMsg *e);
+
+/* Rows with a result (ok, not untagged) per shown genre, most first: fn(genre, count, mean
+ * confidence, ud). Returns the number of genres or -1. */
+int state_genre_counts(State *s, int (*fn)(const char *genre, int64_t n, double mean_conf, void *ud),
+                       void *ud, ErrMsg *e);
 
 /* PRAGMA integrity_check: 0 when the database is sound, -1 with the first problem. */
 int state_integrity_check(State *s, ErrMsg *e);

@@ -5,7 +5,10 @@
  * untagged mark (state_exclude: kept for the same content whatever the model, cleared by a
  * new result, counted and listed apart), SIGKILL of
  * a writer mid-transaction (rows all there or not, multi-row renames never half done), and a
- * reader running beside a writer. Usage: test_state PYTHON */
+ * reader running beside a writer. v4: ids never reused, the artist, corrections from the web
+ * page (what untag restores survives later results while the file keeps the corrected genre),
+ * and the library view's queries (every filter, sort and search, paged by key, against a brute
+ * force over the same rows). Usage: test_state PYTHON */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -334,12 +337,12 @@ static void test_migration_v2(const char *python)
     State *s = state_open(db, false, &e);
     CHECK(s, "open v2: %s", e.msg);
     if (!s) return;
-    CHECK(state_schema_version(s) == 3, "v2 not migrated to 3");
+    CHECK(state_schema_version(s) == STATE_SCHEMA_VERSION, "v2 not migrated");
     StateRow row;
     CHECK(state_lookup(s, "/v2/a.mp3", &row, &e) == 1, "v2 row lost");
     CHECK(row.size == 10 && row.mtime_ns == 20 && strcmp(row.genre, "Jazz") == 0 &&
               row.previous_known && strcmp(row.previous_genre, "Blues") == 0 && row.runs == 2 &&
-              !row.excluded,
+              !row.excluded && row.id == 1 && !row.artist && !row.corrected,
           "v2 row converted wrongly");
     state_row_clear(&row);
     CHECK(state_needs_work(s, "/v2/a.mp3", 10, 20, NULL, "mod", &e) == 0, "v2 row not done");
@@ -543,6 +546,280 @@ static void test_concurrent(void)
     state_close(s);
 }
 
+/* ---- v4: ids, artist, corrections, the library view ---- */
+
+typedef struct Page {
+    int64_t ids[2000];
+    double keys[2000];
+    int n;
+} Page;
+
+static int collect_page(const StateRow *row, void *ud)
+{
+    Page *p = ud;
+    if (p->n < 2000) {
+        p->ids[p->n] = row->id;
+        p->keys[p->n] = row->confidence;
+        p->n++;
+    }
+    return 0;
+}
+
+static int collect_time(const StateRow *row, void *ud)
+{
+    Page *p = ud;
+    if (p->n < 2000) {
+        p->ids[p->n] = row->id;
+        p->keys[p->n] = row->time;
+        p->n++;
+    }
+    return 0;
+}
+
+static int add_genre(const char *genre, int64_t n, double mean, void *ud)
+{
+    char *out = ud;
+    size_t len = strlen(out);
+    snprintf(out + len, 512 - len, "%s=%lld(%.2f);", genre, (long long)n, mean);
+    return 0;
+}
+
+static void test_v4(void)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/v4.db", tmp);
+    ErrMsg e;
+    State *s = state_open(db, true, &e);
+    CHECK(s, "open: %s", e.msg);
+    if (!s) return;
+    /* ids: never reused, kept through a result and a rename */
+    StateResult r;
+    result(&r, "/v4/a.mp3", 1, 1, "", "Rock", "m");
+    r.artist = "The Band";
+    CHECK(state_record_result(s, &r, &e) == 0, "record: %s", e.msg);
+    record(s, "/v4/b.mp3", 1, 1, "", "Pop", "m");
+    StateRow row;
+    CHECK(state_lookup(s, "/v4/b.mp3", &row, &e) == 1 && row.id == 2 && !row.artist, "id 2");
+    state_row_clear(&row);
+    CHECK(state_forget(s, "/v4/b.mp3", &e) == 1, "forget");
+    record(s, "/v4/c.mp3", 1, 1, "", "Pop", "m");
+    CHECK(state_lookup(s, "/v4/c.mp3", &row, &e) == 1 && row.id == 3, "deleted id reused: %lld",
+          (long long)row.id);
+    state_row_clear(&row);
+    CHECK(state_lookup_id(s, 2, &row, &e) == 0, "a forgotten id still found");
+    CHECK(state_rename(s, "/v4/c.mp3", "/v4/d.mp3", &e) == 1, "rename");
+    CHECK(state_lookup_id(s, 3, &row, &e) == 1 && strcmp(row.path, "/v4/d.mp3") == 0,
+          "id lost in a rename");
+    state_row_clear(&row);
+    /* the artist: kept by a result that does not know it (NULL), replaced by one that does */
+    result(&r, "/v4/a.mp3", 2, 2, "", "Rock", "m");
+    CHECK(state_record_result(s, &r, &e) == 0, "record");
+    CHECK(state_lookup_id(s, 1, &row, &e) == 1 && row.artist && strcmp(row.artist, "The Band") == 0,
+          "artist lost: %s", row.artist ? row.artist : "NULL");
+    state_row_clear(&row);
+    r.artist = "";
+    CHECK(state_record_result(s, &r, &e) == 0, "record");
+    CHECK(state_lookup_id(s, 1, &row, &e) == 1 && !row.artist, "empty artist not cleared");
+    state_row_clear(&row);
+
+    /* corrections: the file had hand-set "Blues" before genred; genred tagged it Rock; the
+     * page corrects it to Jazz. Untag must still restore Blues, also after later results that
+     * find the file still holding Jazz; a genre the user sets afterwards ends the correction. */
+    result(&r, "/v4/e.mp3", 10, 10, "", "Rock", "m");
+    r.previous_genre = "Blues";
+    r.previous_known = true;
+    CHECK(state_record_result(s, &r, &e) == 0, "record");
+    CHECK(state_lookup(s, "/v4/e.mp3", &row, &e) == 1, "lookup");
+    int64_t id = row.id;
+    state_row_clear(&row);
+    CHECK(state_record_correction(s, id, "Jazz", 11, 11, "fp", NULL, &e) == 1, "correct: %s",
+          e.msg);
+    CHECK(state_record_correction(s, 9999, "Jazz", 11, 11, "fp", NULL, &e) == 0, "no such id");
+    CHECK(state_lookup_id(s, id, &row, &e) == 1 && row.corrected &&
+              strcmp(row.corrected, "Jazz") == 0 && strcmp(row.genre, "Rock") == 0 &&
+              row.previous_known && strcmp(row.previous_genre, "Blues") == 0 && row.size == 11 &&
+              strcmp(row.fingerprint, "fp") == 0,
+          "correction recorded wrongly");
+    state_row_clear(&row);
+    CHECK(state_needs_work(s, "/v4/e.mp3", 11, 11, NULL, "m", &e) == 0,
+          "a corrected file needs work");
+    /* a new model's result: the file still holds Jazz (hand-set), so nothing changes */
+    result(&r, "/v4/e.mp3", 11, 11, "", "Metal", "m2");
+    r.previous_genre = "Jazz";
+    r.previous_known = true;
+    CHECK(state_record_result(s, &r, &e) == 0, "record");
+    CHECK(state_lookup_id(s, id, &row, &e) == 1 && row.corrected &&
+              strcmp(row.corrected, "Jazz") == 0 && strcmp(row.previous_genre, "Blues") == 0 &&
+              strcmp(row.genre, "Metal") == 0,
+          "a later result lost the correction: corrected %s previous %s",
+          row.corrected ? row.corrected : "NULL", row.previous_genre ? row.previous_genre : "NULL");
+    state_row_clear(&row);
+    /* the user set Funk by hand since: the correction is over, Funk is theirs */
+    r.previous_genre = "Funk";
+    CHECK(state_record_result(s, &r, &e) == 0, "record");
+    CHECK(state_lookup_id(s, id, &row, &e) == 1 && !row.corrected &&
+              strcmp(row.previous_genre, "Funk") == 0,
+          "a user's own genre kept the correction");
+    state_row_clear(&row);
+    /* a file whose genred genre is corrected with no known genre from before: the hand-set
+     * genre it had before the write becomes the one to restore, unless genred's own */
+    record(s, "/v4/f.mp3", 1, 1, "", "Pop", "m");
+    CHECK(state_lookup(s, "/v4/f.mp3", &row, &e) == 1, "lookup");
+    id = row.id;
+    state_row_clear(&row);
+    CHECK(state_record_correction(s, id, "Soul", 2, 2, "", NULL, &e) == 1, "correct");
+    CHECK(state_lookup_id(s, id, &row, &e) == 1 && !row.previous_known, "previous invented");
+    state_row_clear(&row);
+    CHECK(state_record_correction(s, id, "Funk", 3, 3, "", "Soul", &e) == 1, "correct");
+    CHECK(state_lookup_id(s, id, &row, &e) == 1 && row.previous_known &&
+              strcmp(row.previous_genre, "Soul") == 0 && strcmp(row.corrected, "Funk") == 0,
+          "hand-set genre before a correction not kept");
+    state_row_clear(&row);
+    /* untag ends a correction */
+    CHECK(state_exclude(s, "/v4/f.mp3", 3, 3, "", &e) == 0, "exclude");
+    CHECK(state_lookup_id(s, id, &row, &e) == 1 && !row.corrected && row.excluded,
+          "untag kept the correction");
+    state_row_clear(&row);
+    state_close(s);
+
+    /* the library view on 1200 rows: every filter/sort/search, paged by key, against a brute
+     * force over what the rows were given */
+    snprintf(db, sizeof db, "%s/view.db", tmp);
+    s = state_open(db, true, &e);
+    if (!s) return;
+    enum { N = 1200 };
+    static const char *const genres[] = {"Rock", "Pop", "Jazz", "Hip-Hop"};
+    static struct {
+        int64_t id;
+        int status;   /* 0 ok, 1 error, 2 untagged */
+        double conf;
+        const char *genre;
+        char path[64];
+        int corrected, artist_x;
+    } want[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(want[i].path, sizeof want[i].path, "/lib/%s/%04d%s.flac",
+                 i % 7 == 0 ? "Sub_dir%" : "dir", (i * 7919) % N, i % 11 == 0 ? "_live" : "");
+        want[i].genre = genres[i % 4];
+        /* ties on purpose: 1200 rows, 300 distinct confidences */
+        want[i].conf = ((i * 37) % 300) / 300.0;
+        want[i].status = i % 13 == 0 ? 1 : i % 17 == 0 ? 2 : 0;
+        want[i].artist_x = i % 5 == 0;
+        want[i].corrected = want[i].status == 0 && i % 19 == 0;
+        result(&r, want[i].path, i, i, "", want[i].genre, "m");
+        r.confidence = want[i].conf;
+        r.artist = want[i].artist_x ? "Xtc Band" : "Other";
+        if (state_record_result(s, &r, &e) != 0) break;
+        if (want[i].status == 1)
+            state_record_error(s, want[i].path, i, i, "", "m", "broken", &e);
+        if (want[i].status == 2) state_exclude(s, want[i].path, i, i, "", &e);
+        state_lookup(s, want[i].path, &row, &e);
+        want[i].id = row.id;
+        state_row_clear(&row);
+        if (want[i].corrected) state_record_correction(s, want[i].id, "Soul", i, i, "", NULL, &e);
+    }
+    char counts[512] = "";
+    CHECK(state_genre_counts(s, add_genre, counts, &e) == 5, "genres: %s", counts);
+    printf("genre counts: %s\n", counts);
+    int n_soul = 0, n_ok = 0;
+    for (int i = 0; i < N; i++) {
+        n_soul += want[i].corrected;
+        n_ok += want[i].status == 0;
+    }
+    char soul[32];
+    snprintf(soul, sizeof soul, ";Soul=%d(", n_soul);
+    CHECK(strstr(counts, soul), "corrected genre not counted (%s): %s", soul, counts);
+    int sum = 0;
+    for (const char *c = counts; (c = strchr(c, '=')); c++) sum += atoi(c + 1);
+    CHECK(sum == n_ok, "genre counts add up to %d, %d rows have a result", sum, n_ok);
+    struct {
+        int filter, sort;
+        const char *genre, *search;
+    } cases[] = {
+        {STATE_FILTER_OK, STATE_SORT_CONFIDENCE, NULL, NULL},
+        {STATE_FILTER_ALL, STATE_SORT_CONFIDENCE, "Jazz", NULL},
+        {STATE_FILTER_OK, STATE_SORT_CONFIDENCE, "Soul", NULL},
+        {STATE_FILTER_ALL, STATE_SORT_PATH, NULL, "xtc"},
+        {STATE_FILTER_OK, STATE_SORT_PATH, NULL, "_LIVE"},
+        {STATE_FILTER_ALL, STATE_SORT_PATH, NULL, "sub_dir%"},
+        {STATE_FILTER_ERROR, STATE_SORT_RECENT, NULL, NULL},
+        {STATE_FILTER_UNTAGGED, STATE_SORT_PATH, NULL, NULL},
+        {STATE_FILTER_CORRECTED, STATE_SORT_CONFIDENCE, NULL, "soul"},
+        {STATE_FILTER_ALL, STATE_SORT_RECENT, "Pop", "dir"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        /* brute force: which ids match */
+        int match = 0;
+        for (int i = 0; i < N; i++) {
+            const char *shown = want[i].corrected ? "Soul" : want[i].genre;
+            int f = cases[c].filter;
+            int ok = f == STATE_FILTER_ALL || (f == STATE_FILTER_OK && want[i].status == 0) ||
+                     (f == STATE_FILTER_ERROR && want[i].status == 1) ||
+                     (f == STATE_FILTER_UNTAGGED && want[i].status == 2) ||
+                     (f == STATE_FILTER_CORRECTED && want[i].corrected);
+            if (cases[c].sort == STATE_SORT_CONFIDENCE && want[i].status == 2) ok = 0;
+            if (cases[c].genre && (want[i].status == 2 || strcmp(shown, cases[c].genre))) ok = 0;
+            if (cases[c].search) {
+                const char *q = cases[c].search;
+                int hit = strcasestr(want[i].path, q) || (want[i].artist_x && strcasestr("Xtc Band", q)) ||
+                          (!want[i].artist_x && strcasestr("Other", q)) ||
+                          (want[i].status != 2 && strcasestr(shown, q));
+                if (!hit) ok = 0;
+            }
+            match += ok;
+        }
+        Page all = {.n = 0};
+        StateQuery q = {.filter = cases[c].filter, .sort = cases[c].sort, .genre = cases[c].genre,
+                        .search = cases[c].search, .limit = 37};
+        int64_t total = -1;
+        for (int pages = 0; pages < 200; pages++) {
+            Page p = {.n = 0};
+            int got = state_query(s, &q, cases[c].sort == STATE_SORT_RECENT ? collect_time
+                                                                             : collect_page,
+                                  &p, pages == 0 ? &total : NULL, &e);
+            CHECK(got >= 0, "query: %s", e.msg);
+            if (got <= 0) break;
+            memcpy(all.ids + all.n, p.ids, (size_t)p.n * sizeof p.ids[0]);
+            memcpy(all.keys + all.n, p.keys, (size_t)p.n * sizeof p.keys[0]);
+            all.n += p.n;
+            q.after_id = p.ids[p.n - 1];
+            q.after_key = p.keys[p.n - 1];
+        }
+        CHECK(all.n == match && total == match, "case %zu: %d rows paged, total %lld, want %d", c,
+              all.n, (long long)total, match);
+        /* no row twice, and in order */
+        for (int i = 1; i < all.n; i++) {
+            if (cases[c].sort == STATE_SORT_CONFIDENCE)
+                CHECK(all.keys[i - 1] < all.keys[i] ||
+                          (all.keys[i - 1] == all.keys[i] && all.ids[i - 1] < all.ids[i]),
+                      "case %zu: out of order at %d", c, i);
+            else if (cases[c].sort == STATE_SORT_RECENT)
+                CHECK(all.keys[i - 1] > all.keys[i] ||
+                          (all.keys[i - 1] == all.keys[i] && all.ids[i - 1] > all.ids[i]),
+                      "case %zu: out of order at %d", c, i);
+            for (int j = 0; j < i; j++)
+                if (all.ids[j] == all.ids[i]) {
+                    CHECK(0, "case %zu: id %lld twice", c, (long long)all.ids[i]);
+                    i = all.n;
+                    break;
+                }
+        }
+        if (cases[c].sort == STATE_SORT_PATH && all.n > 1) {
+            StateRow a, b;
+            state_lookup_id(s, all.ids[0], &a, &e);
+            state_lookup_id(s, all.ids[all.n - 1], &b, &e);
+            CHECK(strcmp(a.path, b.path) < 0, "case %zu: path order", c);
+            state_row_clear(&a);
+            state_row_clear(&b);
+        }
+    }
+    StateQuery bad = {.filter = 9, .limit = 10};
+    CHECK(state_query(s, &bad, collect_page, NULL, NULL, &e) < 0, "a bad filter accepted");
+    bad = (StateQuery){.limit = 0};
+    CHECK(state_query(s, &bad, collect_page, NULL, NULL, &e) < 0, "limit 0 accepted");
+    state_close(s);
+}
+
 int main(int argc, char **argv)
 {
     const char *python = argc > 1 ? argv[1] : "/usr/bin/python3";
@@ -557,6 +834,7 @@ int main(int argc, char **argv)
     test_migration(python);
     test_migration_v2(python);
     test_exclude();
+    test_v4();
     test_crash();
     test_concurrent();
     char cmd[300];
