@@ -169,7 +169,7 @@ static char *env_entry(const char *name, const char *value)
 
 static char **build_env(const HooksResult *r)
 {
-    static const char *const events[] = {"tagged", "unchanged", "error"};
+    static const char *const events[] = {"tagged", "unchanged", "error", "corrected"};
     size_t n = 0;
     while (environ && environ[n]) n++;
     char **env = xcalloc(n + N_ENV + 1, sizeof *env);
@@ -183,8 +183,10 @@ static char **build_env(const HooksResult *r)
         if (!ours) env[k++] = xstrdup(environ[i]);
     }
     char conf[32] = "";
-    if (r->event != HOOKS_ERROR) snprintf(conf, sizeof conf, "%.3f", r->confidence);
-    unsigned ev = (unsigned)r->event < 3 ? (unsigned)r->event : 2;
+    /* An error has no result; a corrected genre was set by hand and has no confidence. */
+    if (r->event != HOOKS_ERROR && r->event != HOOKS_CORRECTED)
+        snprintf(conf, sizeof conf, "%.3f", r->confidence);
+    unsigned ev = (unsigned)r->event <= HOOKS_CORRECTED ? (unsigned)r->event : HOOKS_ERROR;
     env[k++] = env_entry("GENRED_PATH", r->path);
     env[k++] = env_entry("GENRED_GENRE", r->genre);
     env[k++] = env_entry("GENRED_CONFIDENCE", conf);

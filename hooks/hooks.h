@@ -29,7 +29,10 @@
 
 #include "common.h"
 
-enum HooksEvent { HOOKS_TAGGED = 0, HOOKS_UNCHANGED = 1, HOOKS_ERROR = 2 };
+/* GENRED_EVENT: tagged, unchanged, error, corrected (a genre set by hand on the web page:
+ * GENRED_GENRE is the new genre, GENRED_PREVIOUS_GENRE the file's genre before it,
+ * GENRED_CONFIDENCE empty). */
+enum HooksEvent { HOOKS_TAGGED = 0, HOOKS_UNCHANGED = 1, HOOKS_ERROR = 2, HOOKS_CORRECTED = 3 };
 
 typedef struct HooksOptions {
     const char *dir;                    /* hooks.d; NULL or missing directory: none */
@@ -45,7 +48,7 @@ typedef struct HooksResult {
     const char *path;
     enum HooksEvent event;
     const char *genre;          /* display name written, or the one kept */
-    double confidence;          /* formatted "%.3f"; ignored for HOOKS_ERROR */
+    double confidence;          /* formatted "%.3f"; ignored for HOOKS_ERROR and _CORRECTED */
     const char *top;            /* "rock:0.812,metal:0.104,blues:0.031" (hooks_format_top) */
     const char *previous_genre; /* the genre before genred, "" when there was none */
     const char *model;          /* model id: first 12 hex digits of its SHA-256 */

@@ -153,6 +153,18 @@ static void test_names_and_env(void)
     HooksStats st = hooks_stats(h);
     CHECK(st.failed == 0 && st.succeeded == st.started && st.started == 21, "stats %lu/%lu/%lu",
           st.started, st.succeeded, st.failed);
+
+    /* a genre set by hand on the web page: no confidence, the file's genre before it */
+    clear_out();
+    r = (HooksResult){.path = "/c.mp3", .event = HOOKS_CORRECTED, .genre = "Jazz",
+                      .confidence = 0.5, .top = "rock:0.500", .previous_genre = "Rock",
+                      .model = "m"};
+    hooks_submit(h, &r);
+    hooks_run_all(h);
+    check_out("event", "corrected");
+    check_out("conf", "");
+    check_out("genre", "Jazz");
+    check_out("prev", "Rock");
     hooks_free(h);
 }
 
