@@ -5,7 +5,10 @@
  * callback, while the workers decode the next tracks. One bad file never stops the run.
  * Like the daemon it runs the hooks of the config (hooks.d and hooks.commands) once per file,
  * with the same GENRED_* environment; they start as results arrive (at most hooks.max_running
- * at once) and the command waits for all of them before it exits. A dry run fires none. */
+ * at once) and the command waits for all of them before it exits. A dry run fires none.
+ * Like the daemon it records each result (and each failure) in the state database, with the
+ * file's artist and the size, mtime and fingerprint after the write: `genred status`, `untag`,
+ * the web page and a later `genred watch` know what it did. A dry run records nothing. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +25,7 @@
 #include "config.h"
 #include "hooks.h"
 #include "pipeline.h"
+#include "state.h"
 #include "tagger.h"
 
 #define DEMO_SOURCE "/usr/share/scummvm/drascula/audio"
@@ -44,6 +48,9 @@ static void help(FILE *f)
           "  -c, --config FILE  config file for the hooks (default $XDG_CONFIG_HOME/genred/\n"
           "                  genred.conf, then /etc/genred.conf)\n"
           "      --no-hooks  run no hooks (hooks.d and hooks.commands of the config)\n"
+          "  -s, --state FILE  record the results in this state database (default: state.path\n"
+          "                  of the config, the one `genred watch` and `genred serve` use)\n"
+          "      --no-state  record nothing\n"
           "  -D, --device D  where the CNN runs: auto (GPU when usable), cpu or cuda;\n"
           "                  says on stderr which one it uses (default: auto, quietly)\n"
           "  -h, --help      this text\n"
@@ -58,6 +65,7 @@ static void help(FILE *f)
 typedef struct Ctx {
     const NnInfo *info;
     Hooks *hooks; /* NULL: --no-hooks or --dry-run */
+    State *state; /* NULL: --no-state or --dry-run */
     int dry_run, force, quiet, bar;
     int lines; /* one line per file on stdout: when it is not the terminal the bar is on */
     int total, done;
@@ -112,6 +120,45 @@ static void submit_hook(Ctx *c, const PipelineResult *r, enum HooksEvent ev, con
     hooks_dispatch(c->hooks);
 }
 
+/* Records the result (or the failure, why != NULL) in the state database, with the size, mtime
+ * and fingerprint of the file as the write left it; before: the tags read before the write. */
+static void record(Ctx *c, const PipelineResult *r, const TaggerInfo *before, const char *why)
+{
+    if (!c->state) return;
+    /* The daemon's key for a file: its absolute, resolved path. */
+    char abs[PATH_MAX];
+    const char *path = realpath(r->path, abs) ? abs : r->path;
+    struct stat st;
+    char fp[STATE_FINGERPRINT_SIZE];
+    ErrMsg e = {{0}};
+    int have = stat(path, &st) == 0 && state_fingerprint(path, fp, &e) == 0;
+    int64_t size = have ? st.st_size : -1;
+    int64_t mtime = have ? (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec : -1;
+    int rc;
+    if (why) {
+        rc = state_record_error(c->state, path, size, mtime, have ? fp : NULL, c->info->id, why, &e);
+    } else {
+        char probs[2048];
+        hooks_format_top(probs, sizeof probs, (const char *const *)c->info->labels, r->probs,
+                         (size_t)r->n_labels, (size_t)r->n_labels);
+        /* The genre there before genred: known when it was not genred's own. */
+        bool known = before && before->confidence[0] == '\0';
+        StateResult sr = {.path = path,
+                          .size = size,
+                          .mtime_ns = mtime,
+                          .fingerprint = have ? fp : NULL,
+                          .genre = c->info->display_names[r->top],
+                          .confidence = r->confidence,
+                          .probs = probs,
+                          .model = c->info->id,
+                          .previous_genre = known ? before->genre : NULL,
+                          .previous_known = known,
+                          .artist = before ? before->artist : NULL};
+        rc = state_record_result(c->state, &sr, &e);
+    }
+    if (rc != 0) cli_file_error(r->path, e.msg);
+}
+
 /* "VERB PATH GENRE CONFIDENCE", the path shown with common_put_text. */
 static void print_result(const char *verb, const PipelineResult *r, const char *genre)
 {
@@ -128,6 +175,7 @@ static int on_result(const PipelineResult *r, void *user)
     if (!r->ok) {
         cli_file_error(r->path, r->err.msg);
         c->failed++;
+        record(c, r, NULL, r->err.msg);
         submit_hook(c, r, HOOKS_ERROR, NULL, NULL);
         goto out;
     }
@@ -148,8 +196,12 @@ static int on_result(const PipelineResult *r, void *user)
     if (tagger_write(r->path, &w, &outcome, &e) != 0) {
         cli_file_error(r->path, e.msg);
         c->failed++;
+        record(c, r, NULL, e.msg);
         submit_hook(c, r, HOOKS_ERROR, NULL, NULL);
-    } else if (outcome == TAGGER_WRITTEN) {
+        goto out;
+    }
+    record(c, r, have_before ? &before : NULL, NULL);
+    if (outcome == TAGGER_WRITTEN) {
         c->tagged++;
         if (c->lines) print_result(c->dry_run ? "would tag" : "tagged", r, genre);
         submit_hook(c, r, HOOKS_TAGGED, genre, prev);
@@ -286,21 +338,24 @@ int cmd_tag(int argc, char **argv)
         {"dry-run", no_argument, NULL, 'n'},      {"force", no_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
         {"config", required_argument, NULL, 'c'}, {"no-hooks", no_argument, NULL, 'N'},
+        {"state", required_argument, NULL, 's'},  {"no-state", no_argument, NULL, 'S'},
         CLI_SCORING_LONGOPTS,                     {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL;
-    int no_hooks = 0;
+    const char *config_path = NULL, *state_path = NULL;
+    int no_hooks = 0, no_state = 0;
     CliScoring sc = {.batch = 16, .device = -1};
     Ctx c = {0};
     optind = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, CLI_SCORING_SHORTOPTS "nfqc:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, CLI_SCORING_SHORTOPTS "nfqc:s:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'n': c.dry_run = 1; break;
         case 'f': c.force = 1; break;
         case 'q': c.quiet = 1; break;
         case 'c': config_path = optarg; break;
         case 'N': no_hooks = 1; break;
+        case 's': state_path = optarg; break;
+        case 'S': no_state = 1; break;
         case 'h': help(stdout); return CLI_OK;
         default: {
             int r = cli_scoring_option(&sc, ch, optarg);
@@ -333,6 +388,14 @@ int cmd_tag(int argc, char **argv)
             return CLI_FAILED;
         }
     }
+    if (!no_state && !c.dry_run) {
+        /* A state that cannot be opened costs the record, not the run. */
+        const char *sp = state_path ? state_path : cfg.state_path;
+        c.state = state_open(sp, true, &e);
+        if (!c.state)
+            fprintf(stderr, "genred: %s: %s; results not recorded (--no-state: do not try)\n", sp,
+                    e.msg);
+    }
     int device_flag = sc.device >= 0;
     int device = device_flag ? sc.device : cfg.device; /* enum ConfigDevice == enum NnDevice */
     config_free(&cfg); /* hooks_new copied what it needs */
@@ -340,11 +403,13 @@ int cmd_tag(int argc, char **argv)
     NnModel *m = cli_model_open(sc.model);
     if (!m) {
         hooks_free(c.hooks);
+        state_close(c.state);
         return CLI_USAGE;
     }
     if (cli_model_device(m, device, device != NN_DEVICE_AUTO || device_flag) < 0) {
         nn_model_free(m);
         hooks_free(c.hooks);
+        state_close(c.state);
         return CLI_USAGE;
     }
     c.info = nn_model_info(m);
@@ -358,6 +423,7 @@ int cmd_tag(int argc, char **argv)
         if (rc) {
             nn_model_free(m);
             hooks_free(c.hooks);
+            state_close(c.state);
             return rc;
         }
         paths = demo_argv;
@@ -393,6 +459,7 @@ int cmd_tag(int argc, char **argv)
         hooks_free(c.hooks);
     }
     cli_list_free(&files);
+    state_close(c.state);
     nn_model_free(m);
     return c.failed ? CLI_FAILED : CLI_OK;
 }

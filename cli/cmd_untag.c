@@ -2,7 +2,8 @@
  * genred first wrote one (from the state database), GENRED_CONFIDENCE and GENRED_MODEL are
  * removed, and the file's row is marked untagged (state_exclude): `genred watch` then leaves it
  * alone, running or not, until its content changes. A file whose genre was set by hand after
- * genred (no GENRED_CONFIDENCE now) keeps it and is marked too. Folders are not walked: name
+ * genred (no GENRED_CONFIDENCE now) keeps it and is marked too, unless that genre is the one
+ * set on genred's web page (the row's `corrected`): that one is genred's and is undone. Folders are not walked: name
  * the files. The mark goes in before the tag write (size -1: "being untagged") and is completed
  * with the file's new size, mtime and fingerprint after it, so a daemon that sees the write in
  * between finds the file left alone too. */
@@ -25,7 +26,8 @@ static void help(FILE *f)
           "\n"
           "Restores the genre each FILE had before genred tagged it (or removes genred's genre\n"
           "when it had none), removes GENRED_CONFIDENCE and GENRED_MODEL, and forgets the file\n"
-          "in the state database. A genre set by hand since is kept.\n"
+          "in the state database. A genre set by hand since is kept (one set on the web page of\n"
+          "`genred serve` is undone too).\n"
           "`genred watch` leaves an untagged file alone until its content changes.\n"
           "\n"
           "  -c, --config FILE  config file naming the database (state.path)\n"
@@ -69,7 +71,9 @@ static int untag_one(State *s, const char *arg, int dry, int quiet)
         cli_file_error(arg, e.msg);
         return 1;
     }
-    int ours = ti.confidence[0] != '\0' || ti.model[0] != '\0';
+    /* genred's: its own tags, or the hand-set genre the web page wrote (still there). */
+    int ours = ti.confidence[0] != '\0' || ti.model[0] != '\0' ||
+               (found && row.corrected && strcmp(row.corrected, ti.genre) == 0);
     if (!found && !ours) {
         cli_file_error(arg, "not tagged by genred");
         return 1;

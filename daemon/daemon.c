@@ -282,7 +282,8 @@ static int on_result(const PipelineResult *r, void *user)
                       .probs = probs,
                       .model = info->id,
                       .previous_genre = previous_known ? before.genre : NULL,
-                      .previous_known = previous_known};
+                      .previous_known = previous_known,
+                      .artist = before.artist};
     if (state_record_result(b->state, &sr, &e) != 0) {
         /* The tag is written; on restart consider() finds GENRED_MODEL and records it. */
         log_error("%s: cannot record the result in the state database: %s", path, e.msg);
