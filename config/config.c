@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum Kind { K_INT, K_FLOAT, K_BOOL, K_PATH, K_PATHS, K_COMMANDS, K_DEVICE, K_LOGLEVEL };
+enum Kind { K_INT, K_FLOAT, K_BOOL, K_PATH, K_PATHS, K_COMMANDS, K_DEVICE, K_LOGLEVEL, K_STRING };
 
 typedef struct Setting {
     const char *name;
@@ -52,6 +52,15 @@ static const Setting table[] = {
     {"state.path", K_PATH, AT(state_path), "$XDG_STATE_HOME/genred/state.db", 0, 0,
      "the state database (SQLite)"},
     {"log.level", K_LOGLEVEL, AT(log_level), "info", 0, 0, "error, warn, info or debug"},
+    {"web.listen", K_STRING, AT(web_listen), "", 0, 0,
+     "HOST:PORT of the web page (genred serve: 127.0.0.1:7710 when empty; the daemon serves "
+     "the page only when set)"},
+    {"web.token", K_STRING, AT(web_token), "", 0, 0,
+     "every web request must carry it when set; required to listen beyond loopback"},
+    {"web.max_upload_mb", K_INT, AT(web_max_upload_mb), "50", 1, 4096,
+     "larger uploads get 413 (Payload Too Large)"},
+    {"web.max_jobs", K_INT, AT(web_max_jobs), "2", 1, 64,
+     "classifications of uploads at once; more get 503 with Retry-After"},
 };
 #undef AT
 #define N_SETTINGS (sizeof table / sizeof table[0])
@@ -222,6 +231,7 @@ static void free_field(Config *c, const Setting *st)
 {
     switch (st->kind) {
     case K_PATH:
+    case K_STRING:
         free(*FIELD(c, st, char *));
         *FIELD(c, st, char *) = NULL;
         break;
@@ -247,7 +257,8 @@ static void free_field(Config *c, const Setting *st)
 static void copy_field(Config *dst, const Config *src, const Setting *st)
 {
     switch (st->kind) {
-    case K_PATH: {
+    case K_PATH:
+    case K_STRING: {
         const char *s = *FIELD(src, st, char *);
         *FIELD(dst, st, char *) = s ? xstrdup(s) : NULL;
         break;
@@ -322,6 +333,10 @@ static int store_string(Config *c, const Setting *st, const char *s, ErrMsg *e)
         *FIELD(c, st, char *) = p;
         return 0;
     }
+    case K_STRING: /* taken as it is: a token may hold '$' and '~' */
+        free_field(c, st);
+        *FIELD(c, st, char *) = xstrdup(s);
+        return 0;
     case K_PATHS: {
         char *p = expand_path(s, e);
         if (!p) return -1;
@@ -644,7 +659,8 @@ size_t config_count(void)
 ConfigInfo config_info(size_t i)
 {
     static const char *const kinds[] = {"integer", "number", "boolean", "path", "paths",
-                                        "commands", "auto|cpu|cuda", "error|warn|info|debug"};
+                                        "commands", "auto|cpu|cuda", "error|warn|info|debug",
+                                        "string"};
     if (i >= N_SETTINGS) return (ConfigInfo){0};
     return (ConfigInfo){table[i].name, kinds[table[i].kind], table[i].def, table[i].help};
 }
@@ -690,6 +706,7 @@ void config_print(const Config *c, FILE *f)
             fprintf(f, "%s", *FIELD(c, st, bool) ? "true" : "false");
             break;
         case K_PATH:
+        case K_STRING:
             print_string(f, *FIELD(c, st, char *) ? *FIELD(c, st, char *) : "");
             break;
         case K_PATHS: {

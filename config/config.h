@@ -49,6 +49,10 @@ typedef struct Config {
     int hooks_max_running;     /* hooks.max_running */
     char *state_path;          /* state.path */
     int log_level;             /* log.level: enum LogLevel */
+    char *web_listen;          /* web.listen: "HOST:PORT"; "" = none (genred serve: loopback) */
+    char *web_token;           /* web.token: "" = none (loopback only) */
+    int web_max_upload_mb;     /* web.max_upload_mb */
+    int web_max_jobs;          /* web.max_jobs: classifications at once */
     char *source;              /* the file that was read, NULL when defaults only */
 } Config;
 
