@@ -13,5 +13,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_untag(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

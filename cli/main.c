@@ -28,6 +28,7 @@ static const struct Command {
     {"watch", cmd_watch, "run the daemon that keeps music libraries tagged"},
     {"status", cmd_status, "show what the daemon's state database knows"},
     {"untag", cmd_untag, "restore the genres files had before genred"},
+    {"serve", cmd_serve, "serve the web page: classify clips, see and correct the library"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
