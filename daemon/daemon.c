@@ -39,6 +39,7 @@
 #include "state.h"
 #include "tagger.h"
 #include "watch.h"
+#include "web.h"
 
 /* ---- a set of strings (chained hash) ---- */
 
@@ -381,6 +382,7 @@ typedef struct Daemon {
     StrSet in_batch;
     Paths deferred; /* events for files of the running batch: looked at again after it */
     bool stop, reload;
+    Web *web;      /* the web page (web.listen), NULL when not served */
     uint64_t watchdog_usec;
     double next_watchdog;
     unsigned long n_batches, n_results;
@@ -1094,6 +1096,7 @@ static int setup_fds(Daemon *d, ErrMsg *e)
 
 static void teardown(Daemon *d)
 {
+    web_stop(d->web); /* first: its hooks and classifications finish while all else stands */
     if (d->hooks) {
         hooks_run_all(d->hooks);
         HooksStats hs = hooks_stats(d->hooks);
@@ -1145,6 +1148,14 @@ int daemon_run(const DaemonOptions *o, ErrMsg *e)
     if (!(d->hooks = make_hooks(&d->cfg, e))) goto out;
     if (!(d->watch = make_watch(&d->cfg, e))) goto out;
     if (setup_fds(d, e) != 0) goto out;
+    /* After setup_fds: its threads inherit the blocked signals. Its own model copy, reloaded
+     * when the file is replaced; web.* changes need a restart. */
+    if (d->cfg.web_listen[0]) {
+        char mp[PATH_MAX];
+        if (o->model_path(d->cfg.model, mp, sizeof mp, e) != 0 ||
+            !(d->web = web_start(&d->cfg, mp, e)))
+            goto out;
+    }
     scan_all(d);
     if (sd_watchdog_enabled(0, &d->watchdog_usec) <= 0) d->watchdog_usec = 0;
     d->next_watchdog = common_now() + d->watchdog_usec / 2e6;

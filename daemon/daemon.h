@@ -27,7 +27,8 @@
  * without dropping queued files; a replaced model file (renamed over, or written and closed, then
  * quiet for 0.5 s) reloads the model alone, the same way, and a new model id re-tags the
  * libraries. SIGTERM/SIGINT let the running batch finish, record it and run its hooks, then
- * daemon_run returns 0. */
+ * daemon_run returns 0. With web.listen set it serves the web page too (web.h): started after the
+ * signals are blocked, stopped first. */
 #ifndef GENRED_DAEMON_H
 #define GENRED_DAEMON_H
 
