@@ -6,7 +6,7 @@
 # Extra arguments go to `genred tag` (e.g. --dry-run, or your own folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-deps.sh
+GENRED_BROWSER_TEST=0 bash scripts/setup-deps.sh # no chromium: that is for the tests
 if ! dpkg-query -W -f='${Status}' drascula-music 2>/dev/null | grep -q 'install ok installed'; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo

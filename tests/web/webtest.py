@@ -139,15 +139,35 @@ def multipart(field, filename, data, ctype="application/octet-stream", extra=())
     return body, "multipart/form-data; boundary=%s" % b
 
 
+# sox recipes that the shipped model hears as different genres (disco, hip-hop, jazz), so a
+# generated library has more than one bar in its chart; music() is mostly classical to it.
+STYLES = (
+    None,  # music()
+    ["synth", "{s}", "sawtooth", "110", "sawtooth", "165", "overdrive", "30", "tremolo", "8", "80",
+     "gain", "-6"],
+    ["synth", "{s}", "whitenoise", "tremolo", "8", "100", "highpass", "3000", "gain", "-10", ":",
+     "synth", "{s}", "square", "55", "tremolo", "2", "100"],
+    ["synth", "{s}", "sine", "440", "sine", "554"],
+)
+
+
 def make_library(root, n_per_style=2):
-    """A small library of music-like tracks in a few formats, some with ARTIST tags, one with
-    a hand-set genre (Polka), and one broken file. Returns the list of audio paths."""
+    """A small library of generated tracks in a few formats and styles, all with ARTIST tags,
+    one with a hand-set genre (Polka, kept by genred, what untag restores), and one broken
+    file. Returns the list of audio paths (not the broken one)."""
     import mutagen.flac
     os.makedirs(root, exist_ok=True)
     paths = []
     for i in range(n_per_style * 3):
         wav = os.path.join(root, ".src%d.wav" % i)
-        music(wav, seconds=10 + 3 * i, seed=i)
+        seconds = 10 + 3 * i
+        style = STYLES[i % len(STYLES)]
+        if style is None:
+            music(wav, seconds=seconds, seed=i)
+        else:
+            subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", wav] +
+                           [a.replace("{s}", str(seconds)) for a in style],
+                           check=True, capture_output=True)
         ext = ("flac", "mp3", "ogg")[i % 3]
         out = os.path.join(root, "Artist %d - Track %02d.%s" % (i % 2, i, ext))
         args = {"flac": [], "mp3": ["-b:a", "96k"], "ogg": ["-c:a", "libvorbis"]}[ext]
