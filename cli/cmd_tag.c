@@ -388,14 +388,8 @@ int cmd_tag(int argc, char **argv)
             return CLI_FAILED;
         }
     }
-    if (!no_state && !c.dry_run) {
-        /* A state that cannot be opened costs the record, not the run. */
-        const char *sp = state_path ? state_path : cfg.state_path;
-        c.state = state_open(sp, true, &e);
-        if (!c.state)
-            fprintf(stderr, "genred: %s: %s; results not recorded (--no-state: do not try)\n", sp,
-                    e.msg);
-    }
+    /* Opened once there is something to tag (below), so a run that stops early makes none. */
+    char *state_file = no_state || c.dry_run ? NULL : xstrdup(state_path ? state_path : cfg.state_path);
     int device_flag = sc.device >= 0;
     int device = device_flag ? sc.device : cfg.device; /* enum ConfigDevice == enum NnDevice */
     config_free(&cfg); /* hooks_new copied what it needs */
@@ -403,13 +397,13 @@ int cmd_tag(int argc, char **argv)
     NnModel *m = cli_model_open(sc.model);
     if (!m) {
         hooks_free(c.hooks);
-        state_close(c.state);
+        free(state_file);
         return CLI_USAGE;
     }
     if (cli_model_device(m, device, device != NN_DEVICE_AUTO || device_flag) < 0) {
         nn_model_free(m);
         hooks_free(c.hooks);
-        state_close(c.state);
+        free(state_file);
         return CLI_USAGE;
     }
     c.info = nn_model_info(m);
@@ -423,7 +417,7 @@ int cmd_tag(int argc, char **argv)
         if (rc) {
             nn_model_free(m);
             hooks_free(c.hooks);
-            state_close(c.state);
+            free(state_file);
             return rc;
         }
         paths = demo_argv;
@@ -436,6 +430,14 @@ int cmd_tag(int argc, char **argv)
     c.total = files.n;
     c.bar = !c.quiet && isatty(STDERR_FILENO);
     c.lines = !c.quiet && !(c.bar && isatty(STDOUT_FILENO));
+    if (state_file && files.n > 0) {
+        /* A state that cannot be opened costs the record, not the run. */
+        c.state = state_open(state_file, true, &e);
+        if (!c.state)
+            fprintf(stderr, "genred: %s: %s; results not recorded (--no-state: do not try)\n",
+                    state_file, e.msg);
+    }
+    free(state_file);
     c.t0 = common_now();
     if (pipeline_classify(m, (const char *const *)files.v, files.n, &po, on_result, &c, &e) < 0) {
         fprintf(stderr, "genred: %s\n", e.msg);
