@@ -837,7 +837,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *con_cls = r;
         enum MHD_Result ret = MHD_YES;
         if (admit(w, r, url, method, &ret)) return ret;
-        if (r->phase == PHASE_BODY) return MHD_YES; /* the body follows */
+        if (r->phase != PHASE_BODY) r->phase = PHASE_GET;
+        return MHD_YES; /* the body, if any, and the answer follow */
+    }
+    if (r->phase == PHASE_GET) {
+        if (*size) { /* a GET with a body: ignored */
+            *size = 0;
+            return MHD_YES;
+        }
         r->phase = PHASE_ANSWERED;
         switch (r->route) {
         case ROUTE_PAGE: return serve_page(w, c);

@@ -93,7 +93,10 @@ enum WebRoute {
     ROUTE_CORRECT,  /* POST /api/tracks/ID/genre */
 };
 
-enum WebPhase { PHASE_HEADERS = 0, PHASE_BODY, PHASE_RUNNING, PHASE_DONE, PHASE_ANSWERED };
+/* HEADERS: first call; GET: answered on the next call (libmicrohttpd closes a connection whose
+ * answer was queued on the first call, so only refusals are answered there); BODY: a POST's body
+ * arriving; RUNNING: classifying; DONE: the answer is made; ANSWERED: queued. */
+enum WebPhase { PHASE_HEADERS = 0, PHASE_GET, PHASE_BODY, PHASE_RUNNING, PHASE_DONE, PHASE_ANSWERED };
 
 /* One request, from its headers to its completion (MHD's con_cls). */
 typedef struct WebRequest {
