@@ -5,7 +5,9 @@
  * callback, while the workers decode the next tracks. One bad file never stops the run.
  * Like the daemon it runs the hooks of the config (hooks.d and hooks.commands) once per file,
  * with the same GENRED_* environment; they start as results arrive (at most hooks.max_running
- * at once) and the command waits for all of them before it exits. A dry run fires none. */
+ * at once) and the command waits for all of them before it exits. A dry run fires none.
+ * Each result goes into the state database as the daemon records it (with the genre items the
+ * file had before genred, for `genred untag`), so a later `genred watch` finds the file done. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 #include "config.h"
 #include "hooks.h"
 #include "pipeline.h"
+#include "state.h"
 #include "tagger.h"
 
 #define DEMO_SOURCE "/usr/share/scummvm/drascula/audio"
@@ -34,6 +37,8 @@ static void help(FILE *f)
           "its GENRE tag, plus GENRED_CONFIDENCE and GENRED_MODEL. A genre set by hand (one\n"
           "without GENRED_CONFIDENCE) is kept unless --force. With no PATH, tags a copy of the\n"
           "free drascula-music demo library in $XDG_CACHE_HOME/genred/demo-library.\n"
+          "Results go into the state database (state.path of the config), so that\n"
+          "`genred untag` restores the genres files had, and `genred watch` skips them.\n"
           "\n"
           "  -n, --dry-run   decide and print what would happen, write nothing\n"
           "  -f, --force     also replace genres set by hand\n"
@@ -41,8 +46,8 @@ static void help(FILE *f)
           "  -j, --jobs N    decoding threads (default: number of cores)\n"
           "  -b, --batch N   tracks per CNN batch (default 16)\n"
           "  -q, --quiet     print only errors\n"
-          "  -c, --config FILE  config file for the hooks (default $XDG_CONFIG_HOME/genred/\n"
-          "                  genred.conf, then /etc/genred.conf)\n"
+          "  -c, --config FILE  config file for the hooks and the state database (default\n"
+          "                  $XDG_CONFIG_HOME/genred/genred.conf, then /etc/genred.conf)\n"
           "      --no-hooks  run no hooks (hooks.d and hooks.commands of the config)\n"
           "  -D, --device D  where the CNN runs: auto (GPU when usable), cpu or cuda;\n"
           "                  says on stderr which one it uses (default: auto, quietly)\n"
@@ -58,6 +63,7 @@ static void help(FILE *f)
 typedef struct Ctx {
     const NnInfo *info;
     Hooks *hooks; /* NULL: --no-hooks or --dry-run */
+    State *state; /* NULL: --dry-run */
     int dry_run, force, quiet, bar;
     int lines; /* one line per file on stdout: when it is not the terminal the bar is on */
     int total, done;
@@ -120,6 +126,42 @@ static void print_result(const char *verb, const PipelineResult *r, const char *
     printf(" %s %.3f\n", genre, r->confidence);
 }
 
+/* The daemon's row for this result. previous_known: the genre read before the write was not
+ * genred's own; undo: the tagger's record of it when the write replaced it. Returns 0, or -1
+ * after saying why on stderr. */
+static int record_result(Ctx *c, const PipelineResult *r, const char *genre, const TaggerInfo *before,
+                         const char *undo)
+{
+    if (!c->state) return 0;
+    char probs[2048];
+    hooks_format_top(probs, sizeof probs, (const char *const *)c->info->labels, r->probs,
+                     (size_t)r->n_labels, (size_t)r->n_labels);
+    bool previous_known = before && !before->confidence[0];
+    struct stat st;
+    char fp[STATE_FINGERPRINT_SIZE];
+    ErrMsg e = {{0}};
+    if (stat(r->path, &st) != 0) {
+        err_set(&e, "%s", strerror(errno));
+    } else if (state_fingerprint(r->path, fp, &e) == 0) {
+        StateResult sr = {.path = r->path,
+                          .size = st.st_size,
+                          .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+                          .fingerprint = fp,
+                          .genre = genre,
+                          .confidence = r->confidence,
+                          .probs = probs,
+                          .model = c->info->id,
+                          .previous_genre = previous_known ? before->genre : NULL,
+                          .previous_known = previous_known,
+                          .previous_undo = previous_known ? undo : NULL};
+        if (state_record_result(c->state, &sr, &e) == 0) return 0;
+    }
+    char why[sizeof e.msg + 128];
+    snprintf(why, sizeof why, "not recorded in the state database (untag cannot restore it): %s", e.msg);
+    cli_file_error(r->path, why);
+    return -1;
+}
+
 static int on_result(const PipelineResult *r, void *user)
 {
     Ctx *c = user;
@@ -145,11 +187,16 @@ static int on_result(const PipelineResult *r, void *user)
                      .dry_run = c->dry_run};
     int outcome = -1;
     ErrMsg e = {{0}};
-    if (tagger_write(r->path, &w, &outcome, &e) != 0) {
+    char *undo = NULL;
+    if (tagger_write(r->path, &w, &outcome, &undo, &e) != 0) {
         cli_file_error(r->path, e.msg);
         c->failed++;
         submit_hook(c, r, HOOKS_ERROR, NULL, NULL);
-    } else if (outcome == TAGGER_WRITTEN) {
+        goto out;
+    }
+    if (record_result(c, r, genre, have_before ? &before : NULL, undo) != 0) c->failed++;
+    free(undo);
+    if (outcome == TAGGER_WRITTEN) {
         c->tagged++;
         if (c->lines) print_result(c->dry_run ? "would tag" : "tagged", r, genre);
         submit_hook(c, r, HOOKS_TAGGED, genre, prev);
@@ -333,6 +380,17 @@ int cmd_tag(int argc, char **argv)
             return CLI_FAILED;
         }
     }
+    if (!c.dry_run) {
+        char *state_path = NULL;
+        int rc = CLI_OK;
+        c.state = cli_state_open(config_path, NULL, true, &state_path, &rc);
+        free(state_path);
+        if (!c.state) {
+            hooks_free(c.hooks);
+            config_free(&cfg);
+            return rc;
+        }
+    }
     int device_flag = sc.device >= 0;
     int device = device_flag ? sc.device : cfg.device; /* enum ConfigDevice == enum NnDevice */
     config_free(&cfg); /* hooks_new copied what it needs */
@@ -340,11 +398,13 @@ int cmd_tag(int argc, char **argv)
     NnModel *m = cli_model_open(sc.model);
     if (!m) {
         hooks_free(c.hooks);
+        state_close(c.state);
         return CLI_USAGE;
     }
     if (cli_model_device(m, device, device != NN_DEVICE_AUTO || device_flag) < 0) {
         nn_model_free(m);
         hooks_free(c.hooks);
+        state_close(c.state);
         return CLI_USAGE;
     }
     c.info = nn_model_info(m);
@@ -358,6 +418,7 @@ int cmd_tag(int argc, char **argv)
         if (rc) {
             nn_model_free(m);
             hooks_free(c.hooks);
+            state_close(c.state);
             return rc;
         }
         paths = demo_argv;
@@ -394,5 +455,6 @@ int cmd_tag(int argc, char **argv)
     }
     cli_list_free(&files);
     nn_model_free(m);
+    state_close(c.state);
     return c.failed ? CLI_FAILED : CLI_OK;
 }

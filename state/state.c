@@ -44,9 +44,12 @@ static const char schema_v2[] =
 static const char schema_v3_delta[] =
     "ALTER TABLE tracks ADD COLUMN untagged INTEGER NOT NULL DEFAULT 0 CHECK (untagged IN (0, 1));";
 
+/* v4: the tagger's undo record of the genre items the file had before genred's first write. */
+static const char schema_v4_delta[] = "ALTER TABLE tracks ADD COLUMN previous_undo TEXT;";
+
 #define ROW_COLUMNS                                                                                \
     "path, size, mtime_ns, fingerprint, status, genre, confidence, probs, model, "                \
-    "previous_genre, previous_known, error, time, runs, untagged"
+    "previous_genre, previous_known, error, time, runs, untagged, previous_undo"
 
 static int db_err(State *s, ErrMsg *e, const char *what)
 {
@@ -137,6 +140,7 @@ static void read_row(sqlite3_stmt *st, StateRow *r)
     r->time = sqlite3_column_double(st, 12);
     r->runs = sqlite3_column_int64(st, 13);
     r->excluded = sqlite3_column_int(st, 14) != 0;
+    r->previous_undo = column_dup(st, 15);
 }
 
 void state_row_clear(StateRow *r)
@@ -146,6 +150,7 @@ void state_row_clear(StateRow *r)
     free(r->probs);
     free(r->model);
     free(r->previous_genre);
+    free(r->previous_undo);
     free(r->error);
     memset(r, 0, sizeof *r);
 }
@@ -190,7 +195,9 @@ int state_migrate(State *s, ErrMsg *e)
             goto fail;
     }
     /* v2 -> v3 (and on from the v2 table just made): nothing was excluded before. */
-    if (exec(s, schema_v3_delta, e) != 0) goto fail;
+    if (v < 3 && exec(s, schema_v3_delta, e) != 0) goto fail;
+    /* v3 -> v4: no undo records before (untag falls back to the previous genre's text). */
+    if (exec(s, schema_v4_delta, e) != 0) goto fail;
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STATE_SCHEMA_VERSION);
     if (exec(s, sql, e) != 0 || exec(s, "COMMIT", e) != 0) goto fail;
@@ -372,13 +379,15 @@ int state_record_result(State *s, const StateResult *r, ErrMsg *e)
     sqlite3_stmt *st = prepare(
         s,
         "INSERT INTO tracks (path, size, mtime_ns, fingerprint, status, genre, confidence, probs,"
-        " model, previous_genre, previous_known, error, time, runs)"
-        " VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, 1)"
+        " model, previous_genre, previous_known, error, time, runs, previous_undo)"
+        " VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, 1, ?12)"
         " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
         " fingerprint = excluded.fingerprint, status = 0, genre = excluded.genre,"
         " confidence = excluded.confidence, probs = excluded.probs, model = excluded.model,"
         " previous_genre = CASE WHEN excluded.previous_known THEN excluded.previous_genre"
         "   ELSE tracks.previous_genre END,"
+        " previous_undo = CASE WHEN excluded.previous_known THEN excluded.previous_undo"
+        "   ELSE tracks.previous_undo END,"
         " previous_known = (excluded.previous_known OR tracks.previous_known),"
         " error = NULL, time = excluded.time, runs = tracks.runs + 1, untagged = 0",
         e);
@@ -394,6 +403,7 @@ int state_record_result(State *s, const StateResult *r, ErrMsg *e)
     bind_text_or_null(st, 9, r->previous_known ? r->previous_genre : NULL);
     sqlite3_bind_int(st, 10, r->previous_known);
     sqlite3_bind_double(st, 11, wall_now());
+    bind_text_or_null(st, 12, r->previous_known ? r->previous_undo : NULL);
     return write_one(s, st, e);
 }
 

@@ -53,6 +53,8 @@ class Genred:
         self.binary = binary
         self.env = dict(os.environ)
         self.env.pop("GENRED_MODEL", None)
+        # `genred tag` records its results in the state database: never the user's own.
+        self.env["XDG_STATE_HOME"] = tmpdir()
         if env:
             self.env.update(env)
 
