@@ -6,9 +6,10 @@
  * Like the daemon it runs the hooks of the config (hooks.d and hooks.commands) once per file,
  * with the same GENRED_* environment; they start as results arrive (at most hooks.max_running
  * at once) and the command waits for all of them before it exits. A dry run fires none.
- * Like the daemon it records each result (and each failure) in the state database, with the
- * file's artist and the size, mtime and fingerprint after the write: `genred status`, `untag`,
- * the web page and a later `genred watch` know what it did. A dry run records nothing. */
+ * Each result (and each failure) goes into the state database as the daemon records it: under
+ * the file's absolute path, with the genre items it had before genred (for `genred untag`), its
+ * artist, and the size, mtime and fingerprint after the write, so `genred status`, the web page
+ * and a later `genred watch` know what it did. A dry run and --no-state record nothing. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +39,8 @@ static void help(FILE *f)
           "its GENRE tag, plus GENRED_CONFIDENCE and GENRED_MODEL. A genre set by hand (one\n"
           "without GENRED_CONFIDENCE) is kept unless --force. With no PATH, tags a copy of the\n"
           "free drascula-music demo library in $XDG_CACHE_HOME/genred/demo-library.\n"
+          "Results go into the state database (state.path of the config), so that\n"
+          "`genred untag` restores the genres files had, and `genred watch` skips them.\n"
           "\n"
           "  -n, --dry-run   decide and print what would happen, write nothing\n"
           "  -f, --force     also replace genres set by hand\n"
@@ -45,11 +48,11 @@ static void help(FILE *f)
           "  -j, --jobs N    decoding threads (default: number of cores)\n"
           "  -b, --batch N   tracks per CNN batch (default 16)\n"
           "  -q, --quiet     print only errors\n"
-          "  -c, --config FILE  config file for the hooks (default $XDG_CONFIG_HOME/genred/\n"
-          "                  genred.conf, then /etc/genred.conf)\n"
+          "  -c, --config FILE  config file for the hooks and the state database (default\n"
+          "                  $XDG_CONFIG_HOME/genred/genred.conf, then /etc/genred.conf)\n"
           "      --no-hooks  run no hooks (hooks.d and hooks.commands of the config)\n"
-          "  -s, --state FILE  record the results in this state database (default: state.path\n"
-          "                  of the config, the one `genred watch` and `genred serve` use)\n"
+          "  -s, --state FILE  the state database to record in (default: state.path of the\n"
+          "                  config, the one `genred watch` and `genred serve` use)\n"
           "      --no-state  record nothing\n"
           "  -D, --device D  where the CNN runs: auto (GPU when usable), cpu or cuda;\n"
           "                  says on stderr which one it uses (default: auto, quietly)\n"
@@ -120,51 +123,68 @@ static void submit_hook(Ctx *c, const PipelineResult *r, enum HooksEvent ev, con
     hooks_dispatch(c->hooks);
 }
 
-/* Records the result (or the failure, why != NULL) in the state database, with the size, mtime
- * and fingerprint of the file as the write left it; before: the tags read before the write. */
-static void record(Ctx *c, const PipelineResult *r, const TaggerInfo *before, const char *why)
-{
-    if (!c->state) return;
-    /* The daemon's key for a file: its absolute, resolved path. */
-    char abs[PATH_MAX];
-    const char *path = realpath(r->path, abs) ? abs : r->path;
-    struct stat st;
-    char fp[STATE_FINGERPRINT_SIZE];
-    ErrMsg e = {{0}};
-    int have = stat(path, &st) == 0 && state_fingerprint(path, fp, &e) == 0;
-    int64_t size = have ? st.st_size : -1;
-    int64_t mtime = have ? (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec : -1;
-    int rc;
-    if (why) {
-        rc = state_record_error(c->state, path, size, mtime, have ? fp : NULL, c->info->id, why, &e);
-    } else {
-        char probs[2048];
-        hooks_format_top(probs, sizeof probs, (const char *const *)c->info->labels, r->probs,
-                         (size_t)r->n_labels, (size_t)r->n_labels);
-        /* The genre there before genred: known when it was not genred's own. */
-        bool known = before && before->confidence[0] == '\0';
-        StateResult sr = {.path = path,
-                          .size = size,
-                          .mtime_ns = mtime,
-                          .fingerprint = have ? fp : NULL,
-                          .genre = c->info->display_names[r->top],
-                          .confidence = r->confidence,
-                          .probs = probs,
-                          .model = c->info->id,
-                          .previous_genre = known ? before->genre : NULL,
-                          .previous_known = known,
-                          .artist = before ? before->artist : NULL};
-        rc = state_record_result(c->state, &sr, &e);
-    }
-    if (rc != 0) cli_file_error(r->path, e.msg);
-}
-
 /* "VERB PATH GENRE CONFIDENCE", the path shown with common_put_text. */
 static void print_result(const char *verb, const PipelineResult *r, const char *genre)
 {
     printf("%s ", verb);
     common_put_text(stdout, r->path);
     printf(" %s %.3f\n", genre, r->confidence);
+}
+
+/* The daemon's row for this result. previous_known: the genre read before the write was not
+ * genred's own; undo: the tagger's record of it when the write replaced it. Returns 0, or -1
+ * after saying why on stderr. */
+static int record_result(Ctx *c, const PipelineResult *r, const char *genre, const TaggerInfo *before,
+                         const char *undo)
+{
+    if (!c->state) return 0;
+    char probs[2048];
+    hooks_format_top(probs, sizeof probs, (const char *const *)c->info->labels, r->probs,
+                     (size_t)r->n_labels, (size_t)r->n_labels);
+    bool previous_known = before && !before->confidence[0];
+    /* The daemon's key for a file: its absolute, resolved path. */
+    char abs[PATH_MAX];
+    const char *path = realpath(r->path, abs) ? abs : r->path;
+    struct stat st;
+    char fp[STATE_FINGERPRINT_SIZE];
+    ErrMsg e = {{0}};
+    if (stat(path, &st) != 0) {
+        err_set(&e, "%s", strerror(errno));
+    } else if (state_fingerprint(path, fp, &e) == 0) {
+        StateResult sr = {.path = path,
+                          .size = st.st_size,
+                          .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+                          .fingerprint = fp,
+                          .genre = genre,
+                          .confidence = r->confidence,
+                          .probs = probs,
+                          .model = c->info->id,
+                          .previous_genre = previous_known ? before->genre : NULL,
+                          .previous_known = previous_known,
+                          .previous_undo = previous_known ? undo : NULL,
+                          .artist = before ? before->artist : NULL};
+        if (state_record_result(c->state, &sr, &e) == 0) return 0;
+    }
+    char why[sizeof e.msg + 128];
+    snprintf(why, sizeof why, "not recorded in the state database (untag cannot restore it): %s", e.msg);
+    cli_file_error(r->path, why);
+    return -1;
+}
+
+/* A file that failed, recorded as the daemon records it (the web page lists them). */
+static void record_error(Ctx *c, const PipelineResult *r, const char *why)
+{
+    if (!c->state) return;
+    char abs[PATH_MAX];
+    const char *path = realpath(r->path, abs) ? abs : r->path;
+    struct stat st;
+    char fp[STATE_FINGERPRINT_SIZE];
+    ErrMsg e = {{0}};
+    int have = stat(path, &st) == 0 && state_fingerprint(path, fp, &e) == 0;
+    if (state_record_error(c->state, path, have ? st.st_size : -1,
+                           have ? (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec : -1,
+                           have ? fp : NULL, c->info->id, why, &e) != 0)
+        cli_file_error(r->path, e.msg);
 }
 
 static int on_result(const PipelineResult *r, void *user)
@@ -175,7 +195,7 @@ static int on_result(const PipelineResult *r, void *user)
     if (!r->ok) {
         cli_file_error(r->path, r->err.msg);
         c->failed++;
-        record(c, r, NULL, r->err.msg);
+        record_error(c, r, r->err.msg);
         submit_hook(c, r, HOOKS_ERROR, NULL, NULL);
         goto out;
     }
@@ -193,14 +213,16 @@ static int on_result(const PipelineResult *r, void *user)
                      .dry_run = c->dry_run};
     int outcome = -1;
     ErrMsg e = {{0}};
-    if (tagger_write(r->path, &w, &outcome, &e) != 0) {
+    char *undo = NULL;
+    if (tagger_write(r->path, &w, &outcome, &undo, &e) != 0) {
         cli_file_error(r->path, e.msg);
         c->failed++;
-        record(c, r, NULL, e.msg);
+        record_error(c, r, e.msg);
         submit_hook(c, r, HOOKS_ERROR, NULL, NULL);
         goto out;
     }
-    record(c, r, have_before ? &before : NULL, NULL);
+    if (record_result(c, r, genre, have_before ? &before : NULL, undo) != 0) c->failed++;
+    free(undo);
     if (outcome == TAGGER_WRITTEN) {
         c->tagged++;
         if (c->lines) print_result(c->dry_run ? "would tag" : "tagged", r, genre);
@@ -388,8 +410,17 @@ int cmd_tag(int argc, char **argv)
             return CLI_FAILED;
         }
     }
-    /* Opened once there is something to tag (below), so a run that stops early makes none. */
-    char *state_file = no_state || c.dry_run ? NULL : xstrdup(state_path ? state_path : cfg.state_path);
+    if (!c.dry_run && !no_state) {
+        char *opened = NULL;
+        int rc = CLI_OK;
+        c.state = cli_state_open(config_path, state_path, true, &opened, &rc);
+        free(opened);
+        if (!c.state) {
+            hooks_free(c.hooks);
+            config_free(&cfg);
+            return rc;
+        }
+    }
     int device_flag = sc.device >= 0;
     int device = device_flag ? sc.device : cfg.device; /* enum ConfigDevice == enum NnDevice */
     config_free(&cfg); /* hooks_new copied what it needs */
@@ -397,13 +428,13 @@ int cmd_tag(int argc, char **argv)
     NnModel *m = cli_model_open(sc.model);
     if (!m) {
         hooks_free(c.hooks);
-        free(state_file);
+        state_close(c.state);
         return CLI_USAGE;
     }
     if (cli_model_device(m, device, device != NN_DEVICE_AUTO || device_flag) < 0) {
         nn_model_free(m);
         hooks_free(c.hooks);
-        free(state_file);
+        state_close(c.state);
         return CLI_USAGE;
     }
     c.info = nn_model_info(m);
@@ -417,7 +448,7 @@ int cmd_tag(int argc, char **argv)
         if (rc) {
             nn_model_free(m);
             hooks_free(c.hooks);
-            free(state_file);
+            state_close(c.state);
             return rc;
         }
         paths = demo_argv;
@@ -430,14 +461,6 @@ int cmd_tag(int argc, char **argv)
     c.total = files.n;
     c.bar = !c.quiet && isatty(STDERR_FILENO);
     c.lines = !c.quiet && !(c.bar && isatty(STDOUT_FILENO));
-    if (state_file && files.n > 0) {
-        /* A state that cannot be opened costs the record, not the run. */
-        c.state = state_open(state_file, true, &e);
-        if (!c.state)
-            fprintf(stderr, "genred: %s: %s; results not recorded (--no-state: do not try)\n",
-                    state_file, e.msg);
-    }
-    free(state_file);
     c.t0 = common_now();
     if (pipeline_classify(m, (const char *const *)files.v, files.n, &po, on_result, &c, &e) < 0) {
         fprintf(stderr, "genred: %s\n", e.msg);
@@ -461,7 +484,7 @@ int cmd_tag(int argc, char **argv)
         hooks_free(c.hooks);
     }
     cli_list_free(&files);
-    state_close(c.state);
     nn_model_free(m);
+    state_close(c.state);
     return c.failed ? CLI_FAILED : CLI_OK;
 }

@@ -79,6 +79,7 @@ static int untag_one(State *s, const char *arg, int dry, int quiet)
         return 1;
     }
     const char *prev = found && row.previous_known && row.previous_genre ? row.previous_genre : "";
+    const char *undo = found && row.previous_known ? row.previous_undo : NULL;
     int rc = 0;
     if (!dry && state_exclude(s, path, -1, -1, NULL, &e) != 0) {
         cli_file_error(arg, e.msg);
@@ -86,7 +87,7 @@ static int untag_one(State *s, const char *arg, int dry, int quiet)
         return 1;
     }
     if (ours) {
-        if (!dry && tagger_restore(path, prev, &e) != 0) {
+        if (!dry && tagger_restore(path, prev, undo, &e) != 0) {
             cli_file_error(arg, e.msg);
             rc = 1;
         } else if (!quiet) {

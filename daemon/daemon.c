@@ -245,6 +245,7 @@ static int on_result(const PipelineResult *r, void *user)
     }
     const char *genre = info->display_names[r->top];
     int outcome = TAGGER_KEPT;
+    char *undo = NULL; /* the genre items the file had, when genred's write replaced them */
     bool low = r->confidence < b->min_confidence;
     if (!low) {
         TaggerWrite w = {.genre = genre,
@@ -252,7 +253,7 @@ static int on_result(const PipelineResult *r, void *user)
                          .model_id = info->id,
                          .force = b->force,
                          .dry_run = 0};
-        if (tagger_write(path, &w, &outcome, &e) != 0) {
+        if (tagger_write(path, &w, &outcome, &undo, &e) != 0) {
             log_warn("%s: %s", path, e.msg);
             record_error(b->state, path, info->id, e.msg);
             return 0;
@@ -272,6 +273,7 @@ static int on_result(const PipelineResult *r, void *user)
     if (state_fingerprint(path, fp, &e) != 0) {
         log_warn("%s: %s", path, e.msg);
         record_error(b->state, path, info->id, e.msg);
+        free(undo);
         return 0;
     }
     StateResult sr = {.path = path,
@@ -284,11 +286,13 @@ static int on_result(const PipelineResult *r, void *user)
                       .model = info->id,
                       .previous_genre = previous_known ? before.genre : NULL,
                       .previous_known = previous_known,
+                      .previous_undo = undo,
                       .artist = before.artist};
     if (state_record_result(b->state, &sr, &e) != 0) {
         /* The tag is written; on restart consider() finds GENRED_MODEL and records it. */
         log_error("%s: cannot record the result in the state database: %s", path, e.msg);
     }
+    free(undo);
     if (outcome == TAGGER_WRITTEN) {
         it->event = HOOKS_TAGGED;
         it->genre = xstrdup(genre);

@@ -44,11 +44,14 @@ static const char schema_v2[] =
 static const char schema_v3_delta[] =
     "ALTER TABLE tracks ADD COLUMN untagged INTEGER NOT NULL DEFAULT 0 CHECK (untagged IN (0, 1));";
 
-/* v4: an id that is never reused (the web page addresses tracks by it, so a deleted row's id
+/* v4: the tagger's undo record of the genre items the file had before genred's first write. */
+static const char schema_v4_delta[] = "ALTER TABLE tracks ADD COLUMN previous_undo TEXT;";
+
+/* v5: an id that is never reused (the web page addresses tracks by it, so a deleted row's id
  * must not come to mean another file), the artist and the genre set from the web page; the
- * indexes behind the library view (least sure first, per genre). A v3 table is copied over with
+ * indexes behind the library view (least sure first, per genre). A v4 table is copied over with
  * its rowids as ids. "shown genre" = coalesce(corrected, genre) everywhere. */
-#define TRACKS_V4_COLUMNS                                                                          \
+#define TRACKS_V5_COLUMNS                                                                          \
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"                                                      \
     " path BLOB UNIQUE NOT NULL,"                                                                 \
     " size INTEGER NOT NULL,"                                                                     \
@@ -65,12 +68,13 @@ static const char schema_v3_delta[] =
     " time REAL NOT NULL,"                                                                        \
     " runs INTEGER NOT NULL DEFAULT 1,"                                                           \
     " untagged INTEGER NOT NULL DEFAULT 0 CHECK (untagged IN (0, 1)),"                            \
+    " previous_undo TEXT,"                                                                        \
     " artist TEXT,"                                                                               \
     " corrected TEXT"
 /* Each list of the library view walks one index in its order and stops after a page; the
- * partial ones hold the rows with a result (most of them) or the errors (few). */
+ * partial ones hold the rows with a result (most of them), the errors or the untagged (few). */
 #define OK_ROWS " WHERE status = 0 AND untagged = 0;"
-#define V4_INDEXES                                                                                 \
+#define V5_INDEXES                                                                                 \
     "CREATE INDEX tracks_time ON tracks(time);"                                                   \
     "CREATE INDEX tracks_confidence ON tracks(confidence);"                                       \
     "CREATE INDEX tracks_genre ON tracks(coalesce(corrected, genre), confidence);"              \
@@ -78,19 +82,20 @@ static const char schema_v3_delta[] =
     "CREATE INDEX tracks_ok_genre ON tracks(coalesce(corrected, genre), confidence)" OK_ROWS      \
     "CREATE INDEX tracks_error_time ON tracks(time) WHERE status = 1 AND untagged = 0;"         \
     "CREATE INDEX tracks_untagged_time ON tracks(time) WHERE untagged = 1;"
-static const char schema_v4[] = "CREATE TABLE tracks (" TRACKS_V4_COLUMNS ");" V4_INDEXES;
-static const char schema_v4_from_v3[] =
-    "CREATE TABLE tracks_v4 (" TRACKS_V4_COLUMNS ");"
-    "INSERT INTO tracks_v4 (id, path, size, mtime_ns, fingerprint, status, genre, confidence,"
-    " probs, model, previous_genre, previous_known, error, time, runs, untagged)"
+static const char schema_v5[] = "CREATE TABLE tracks (" TRACKS_V5_COLUMNS ");" V5_INDEXES;
+static const char schema_v5_from_v4[] =
+    "CREATE TABLE tracks_v5 (" TRACKS_V5_COLUMNS ");"
+    "INSERT INTO tracks_v5 (id, path, size, mtime_ns, fingerprint, status, genre, confidence,"
+    " probs, model, previous_genre, previous_known, error, time, runs, untagged, previous_undo)"
     " SELECT rowid, path, size, mtime_ns, fingerprint, status, genre, confidence, probs, model,"
-    " previous_genre, previous_known, error, time, runs, untagged FROM tracks;"
+    " previous_genre, previous_known, error, time, runs, untagged, previous_undo FROM tracks;"
     "DROP TABLE tracks;"
-    "ALTER TABLE tracks_v4 RENAME TO tracks;" V4_INDEXES;
+    "ALTER TABLE tracks_v5 RENAME TO tracks;" V5_INDEXES;
 
 #define ROW_COLUMNS                                                                                \
     "path, size, mtime_ns, fingerprint, status, genre, confidence, probs, model, "                \
-    "previous_genre, previous_known, error, time, runs, untagged, id, artist, corrected"
+    "previous_genre, previous_known, error, time, runs, untagged, previous_undo, id, artist, "    \
+    "corrected"
 
 static int db_err(State *s, ErrMsg *e, const char *what)
 {
@@ -181,9 +186,10 @@ static void read_row(sqlite3_stmt *st, StateRow *r)
     r->time = sqlite3_column_double(st, 12);
     r->runs = sqlite3_column_int64(st, 13);
     r->excluded = sqlite3_column_int(st, 14) != 0;
-    r->id = sqlite3_column_int64(st, 15);
-    r->artist = column_dup(st, 16);
-    r->corrected = column_dup(st, 17);
+    r->previous_undo = column_dup(st, 15);
+    r->id = sqlite3_column_int64(st, 16);
+    r->artist = column_dup(st, 17);
+    r->corrected = column_dup(st, 18);
 }
 
 void state_row_clear(StateRow *r)
@@ -193,6 +199,7 @@ void state_row_clear(StateRow *r)
     free(r->probs);
     free(r->model);
     free(r->previous_genre);
+    free(r->previous_undo);
     free(r->error);
     free(r->artist);
     free(r->corrected);
@@ -222,7 +229,7 @@ int state_migrate(State *s, ErrMsg *e)
                        STATE_SCHEMA_VERSION);
     }
     if (v == 0) {
-        if (exec(s, schema_v4, e) != 0) goto fail;
+        if (exec(s, schema_v5, e) != 0) goto fail;
     } else if (v == 1) {
         /* v1: path TEXT, mtime in seconds, no fingerprint, probs, previous genre or status.
          * An empty fingerprint never matches, so changed-looking files get checked again. */
@@ -239,8 +246,11 @@ int state_migrate(State *s, ErrMsg *e)
             goto fail;
     }
     /* v2 -> v3 (and on from the v2 table just made): nothing was excluded before. */
-    if (v >= 1 && v <= 2 && exec(s, schema_v3_delta, e) != 0) goto fail;
-    if (v >= 1 && v <= 3 && exec(s, schema_v4_from_v3, e) != 0) goto fail;
+    if (v >= 1 && v < 3 && exec(s, schema_v3_delta, e) != 0) goto fail;
+    /* v3 -> v4: no undo records before (untag falls back to the previous genre's text). */
+    if (v >= 1 && v < 4 && exec(s, schema_v4_delta, e) != 0) goto fail;
+    /* v4 -> v5: the table copied with its rowids as ids, the library view's indexes. */
+    if (v >= 1 && exec(s, schema_v5_from_v4, e) != 0) goto fail;
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STATE_SCHEMA_VERSION);
     if (exec(s, sql, e) != 0 || exec(s, "COMMIT", e) != 0) goto fail;
@@ -422,20 +432,23 @@ int state_record_result(State *s, const StateResult *r, ErrMsg *e)
     sqlite3_stmt *st = prepare(
         s,
         "INSERT INTO tracks (path, size, mtime_ns, fingerprint, status, genre, confidence, probs,"
-        " model, previous_genre, previous_known, error, time, runs, artist)"
-        " VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, 1, NULLIF(?12, ''))"
+        " model, previous_genre, previous_known, error, time, runs, previous_undo, artist)"
+        " VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, 1, ?12, NULLIF(?13, ''))"
         " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
         " fingerprint = excluded.fingerprint, status = 0, genre = excluded.genre,"
         " confidence = excluded.confidence, probs = excluded.probs, model = excluded.model,"
         /* A hand-set genre that is still the one the web page wrote (corrected) is genred's
-         * doing, not the user's: the genre from before genred stays what untag restores. */
+         * doing, not the user's: the genre from before genred (and its undo record) stays what
+         * untag restores. */
         " previous_genre = CASE WHEN excluded.previous_known AND excluded.previous_genre IS NOT"
         "   tracks.corrected THEN excluded.previous_genre ELSE tracks.previous_genre END,"
+        " previous_undo = CASE WHEN excluded.previous_known AND excluded.previous_genre IS NOT"
+        "   tracks.corrected THEN excluded.previous_undo ELSE tracks.previous_undo END,"
         " previous_known = CASE WHEN excluded.previous_genre IS tracks.corrected"
         "   THEN tracks.previous_known ELSE (excluded.previous_known OR tracks.previous_known) END,"
         " corrected = CASE WHEN excluded.previous_known AND excluded.previous_genre IS"
         "   tracks.corrected THEN tracks.corrected END,"
-        " artist = CASE WHEN ?12 IS NULL THEN tracks.artist ELSE excluded.artist END,"
+        " artist = CASE WHEN ?13 IS NULL THEN tracks.artist ELSE excluded.artist END,"
         " error = NULL, time = excluded.time, runs = tracks.runs + 1, untagged = 0",
         e);
     if (!st) return -1;
@@ -450,7 +463,8 @@ int state_record_result(State *s, const StateResult *r, ErrMsg *e)
     bind_text_or_null(st, 9, r->previous_known ? r->previous_genre : NULL);
     sqlite3_bind_int(st, 10, r->previous_known);
     sqlite3_bind_double(st, 11, wall_now());
-    bind_text_or_null(st, 12, r->artist);
+    bind_text_or_null(st, 12, r->previous_known ? r->previous_undo : NULL);
+    bind_text_or_null(st, 13, r->artist);
     return write_one(s, st, e);
 }
 

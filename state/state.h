@@ -26,7 +26,7 @@
 
 #include "common.h"
 
-#define STATE_SCHEMA_VERSION 4
+#define STATE_SCHEMA_VERSION 5
 #define STATE_FINGERPRINT_SIZE 33 /* 32 hex digits + NUL */
 
 enum StateStatus { STATE_OK = 0, STATE_ERROR = 1 };
@@ -43,6 +43,7 @@ typedef struct StateRow {
     char *model;          /* model id */
     char *previous_genre; /* meaningful when previous_known */
     bool previous_known;  /* we saw the file's genre before genred first wrote one */
+    char *previous_undo;  /* the tagger's record of those genre items (tagger_write), or NULL */
     char *error;          /* status == STATE_ERROR: the reason */
     double time;          /* unix seconds of the last record */
     int64_t runs;         /* results + errors recorded for this path */
@@ -63,9 +64,9 @@ void state_close(State *s);
 
 /* Brings the schema to STATE_SCHEMA_VERSION in one transaction: version 0 (empty file) gets the
  * tables, version 1 (path TEXT, mtime in seconds, no fingerprint/probs/previous genre/status)
- * is converted, version 2 gets the `excluded` column (0 for every row), version 3 is copied into
- * the v4 table (id, artist, corrected; ids = the old rowids) with the library view's indexes.
- * Called by state_open;
+ * is converted, version 2 gets the `excluded` column (0 for every row), version 3 the
+ * `previous_undo` column (NULL for every row), version 4 is copied into the v5 table (id,
+ * artist, corrected; ids = the old rowids) with the library view's indexes. Called by state_open;
  * public for tests. */
 int state_migrate(State *s, ErrMsg *e);
 int state_schema_version(State *s);
@@ -100,6 +101,9 @@ typedef struct StateResult {
      * genre from before genred's FIRST write. */
     const char *previous_genre;
     bool previous_known;
+    /* With previous_known: the tagger's undo record of that write (tagger_write), kept by the
+     * same rule as previous_genre; NULL when there is none. */
+    const char *previous_undo;
     const char *artist; /* from the file's tags ("" none); NULL: keep the stored one */
 } StateResult;
 

@@ -1,13 +1,16 @@
-/* tagger: reads and writes genre tags in the file's own container through TagLib
- * (DESIGN.md §6): GENRE via the standard field, GENRED_CONFIDENCE and GENRED_MODEL as the
- * property map names them (ID3v2 TXXX, Xiph comments, MP4 freeform
+/* tagger: reads and writes genre tags in the file's own container (DESIGN.md §6): GENRE in the
+ * container's genre field (ID3v2 TCON, with an mp3's ID3v1 genre byte kept in step; Vorbis
+ * GENRE; MP4 \xa9gen; WM/Genre; APE Genre), GENRED_CONFIDENCE and GENRED_MODEL as the
+ * container names user fields (ID3v2 TXXX, Xiph comments, MP4 freeform
  * `----:com.apple.iTunes:GENRED_*` atoms, APE items, ASF attributes).
  * Formats: mp3, flac, ogg vorbis/opus/speex/flac, m4a (AAC, ALAC), wma, ape, wavpack, wav, aiff.
- * It never rewrites audio data and touches no other tag; mp3/wav/aiff keep their ID3v2 version
- * (2.3 or 2.4; no tag or 2.2 gives 2.4), ID3v1 and APE tags beside ID3v2 are kept.
+ * Every tag item genred does not own stays byte-identical and in its place (ID3v2 keeps its
+ * version, 2.2 included, its flags and extended header; Vorbis comments their key case and
+ * order; ...), audio data is never rewritten, and a file whose tag cannot be split exactly is
+ * refused with the reason and left untouched.
  * Errors: -1 and a one-line reason ("not a supported audio file", "file is read-only", ...);
  * a file without any write permission bit is read-only even for root.
- * Thread-safe for distinct files. Implemented in C++ (tagger.cpp) behind this C interface. */
+ * Thread-safe for distinct files. Implemented in C++ (tagger.cpp, rawtag*.cpp). */
 #ifndef GENRED_TAGGER_H
 #define GENRED_TAGGER_H
 
@@ -39,11 +42,18 @@ typedef struct TaggerWrite {
 } TaggerWrite;
 
 int tagger_read(const char *path, TaggerInfo *out, ErrMsg *e);
-/* Writes the result; *outcome says what happened. Returns -1 (file untouched) on error. */
-int tagger_write(const char *path, const TaggerWrite *w, int *outcome, ErrMsg *e);
-/* Removes GENRED_CONFIDENCE and GENRED_MODEL and sets GENRE to previous_genre
- * (or removes GENRE when previous_genre is NULL or ""). */
-int tagger_restore(const char *path, const char *previous_genre, ErrMsg *e);
+/* Writes the result; *outcome says what happened. Returns -1 (file untouched) on error.
+ * undo (may be NULL): when a write replaced a genre that was not genred's own (set by hand, or
+ * none), *undo gets a malloc'd record of the exact genre items the file had (free() it), to
+ * keep for tagger_restore; else NULL. */
+int tagger_write(const char *path, const TaggerWrite *w, int *outcome, char **undo, ErrMsg *e);
+/* Undoes genred: removes GENRED_CONFIDENCE and GENRED_MODEL and puts back the genre items of
+ * undo (a record from tagger_write) byte for byte; without a record that fits the file's tag,
+ * sets GENRE to previous_genre (or removes it when previous_genre is NULL or ""). */
+int tagger_restore(const char *path, const char *previous_genre, const char *undo, ErrMsg *e);
+/* Writes genre as set by hand (a user's correction): GENRE = genre, GENRED_* removed, so later
+ * runs keep it unless forced. */
+int tagger_set_hand_genre(const char *path, const char *genre, ErrMsg *e);
 
 /* File name extensions (lower case, no dot) of the containers the tagger writes, ending with
  * NULL: for a caller's file filter. The tagger itself detects the format by content too. */

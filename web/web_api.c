@@ -348,7 +348,7 @@ enum MHD_Result web_api_correct(Web *w, WebRequest *r)
     }
     /* The path is the database's, never the request's. */
     TaggerInfo before;
-    if (tagger_read(t.path, &before, &e) != 0 || tagger_restore(t.path, genre, &e) != 0) {
+    if (tagger_read(t.path, &before, &e) != 0 || tagger_set_hand_genre(t.path, genre, &e) != 0) {
         ret = web_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "%s: %s", t.path, e.msg);
         state_row_clear(&t);
         state_close(s);

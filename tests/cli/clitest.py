@@ -53,8 +53,7 @@ class Genred:
         self.binary = binary
         self.env = dict(os.environ)
         self.env.pop("GENRED_MODEL", None)
-        # genred tag records its results in the state database: a scratch one, never the
-        # user's (a test's env may name its own).
+        # `genred tag` records its results in the state database: never the user's own.
         self.env["XDG_STATE_HOME"] = tmpdir()
         if env:
             self.env.update(env)

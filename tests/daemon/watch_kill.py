@@ -27,7 +27,8 @@ try:
     # The crash window, by hand: tagged by this model (genred tag), never recorded.
     pre = os.path.join(L.lib, "pretagged.flac")
     dt.tone(pre, 5.0, 660)
-    t = subprocess.run([dt.GENRED, "tag", "-q", "--no-state", "--model", L.model, pre], capture_output=True)
+    t = subprocess.run([dt.GENRED, "tag", "-q", "--model", L.model, pre], capture_output=True,
+                       env=dict(os.environ, XDG_STATE_HOME=os.path.join(L.tmp, "other-state")))
     dt.check(t.returncode == 0, f"genred tag: {t.stderr!r}")
     pre_mtime = os.stat(pre).st_mtime_ns
     files.append(pre)

@@ -69,6 +69,7 @@ static void test_basics(void)
     result(&r, weird, 1234, 5678000000123LL, "00112233445566778899aabbccddeeff", "Rock", "abc");
     r.previous_genre = "Jazz";
     r.previous_known = true;
+    r.previous_undo = "genred-undo-1 xiph 00";
     CHECK(state_record_result(s, &r, &e) == 0, "record: %s", e.msg);
     StateRow row;
     CHECK(state_lookup(s, weird, &row, &e) == 1, "lookup");
@@ -80,6 +81,7 @@ static void test_basics(void)
     CHECK(strcmp(row.probs, "rock:0.750,pop:0.250") == 0 && strcmp(row.model, "abc") == 0,
           "probs/model");
     CHECK(row.previous_known && strcmp(row.previous_genre, "Jazz") == 0, "previous");
+    CHECK(row.previous_undo && strcmp(row.previous_undo, "genred-undo-1 xiph 00") == 0, "undo");
     CHECK(row.runs == 1 && row.error == NULL && row.time > 1e9, "runs/time");
     state_row_clear(&row);
     char db_wal[600];
@@ -102,14 +104,17 @@ static void test_basics(void)
     CHECK(state_record_result(s, &r, &e) == 0, "%s", e.msg);
     state_lookup(s, weird, &row, &e);
     CHECK(row.previous_known && strcmp(row.previous_genre, "Jazz") == 0 && row.runs == 2 &&
-              strcmp(row.genre, "Metal") == 0 && row.size == 1300,
+              strcmp(row.genre, "Metal") == 0 && row.size == 1300 && row.previous_undo &&
+              strcmp(row.previous_undo, "genred-undo-1 xiph 00") == 0,
           "second record: prev %s runs %lld", row.previous_genre, (long long)row.runs);
     state_row_clear(&row);
     r.previous_genre = "Blues"; /* set by hand in between, now overwritten with --force */
     r.previous_known = true;
+    r.previous_undo = NULL;
     state_record_result(s, &r, &e);
     state_lookup(s, weird, &row, &e);
-    CHECK(strcmp(row.previous_genre, "Blues") == 0 && row.runs == 3, "hand-set previous");
+    CHECK(strcmp(row.previous_genre, "Blues") == 0 && row.runs == 3 && !row.previous_undo,
+          "hand-set previous");
     state_row_clear(&row);
 
     /* errors keep the last result */
@@ -307,7 +312,8 @@ static int count_rows(const StateRow *row, void *ud)
     return 0;
 }
 
-/* v2 -> v3: a v2 file (as genred 0.1 wrote it) keeps its rows, gains the untagged mark at 0. */
+/* v2 -> v4: a v2 file (as genred 0.1 wrote it) keeps its rows, gains the untagged mark at 0
+ * and no undo record. */
 static void test_migration_v2(const char *python)
 {
     char db[512];
@@ -342,7 +348,7 @@ static void test_migration_v2(const char *python)
     CHECK(state_lookup(s, "/v2/a.mp3", &row, &e) == 1, "v2 row lost");
     CHECK(row.size == 10 && row.mtime_ns == 20 && strcmp(row.genre, "Jazz") == 0 &&
               row.previous_known && strcmp(row.previous_genre, "Blues") == 0 && row.runs == 2 &&
-              !row.excluded && row.id == 1 && !row.artist && !row.corrected,
+              !row.excluded && !row.previous_undo && row.id == 1 && !row.artist && !row.corrected,
           "v2 row converted wrongly");
     state_row_clear(&row);
     CHECK(state_needs_work(s, "/v2/a.mp3", 10, 20, NULL, "mod", &e) == 0, "v2 row not done");
@@ -350,6 +356,92 @@ static void test_migration_v2(const char *python)
     CHECK(state_counts(s, &c, &e) == 0 && c.total == 2 && c.ok == 1 && c.error == 1 &&
               c.excluded == 0,
           "v2 counts");
+    state_close(s);
+}
+
+/* v3 -> v4: a v3 file keeps its rows and untagged marks, and has no undo records. */
+static void test_migration_v3(const char *python)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/v3.db", tmp);
+    const char *v3 =
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1])\n"
+        "c.executescript(\"CREATE TABLE tracks (path BLOB PRIMARY KEY NOT NULL,"
+        " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, fingerprint TEXT NOT NULL DEFAULT '',"
+        " status INTEGER NOT NULL DEFAULT 0 CHECK (status IN (0, 1)), genre TEXT, confidence REAL,"
+        " probs TEXT, model TEXT NOT NULL DEFAULT '', previous_genre TEXT,"
+        " previous_known INTEGER NOT NULL DEFAULT 0, error TEXT, time REAL NOT NULL,"
+        " runs INTEGER NOT NULL DEFAULT 1, untagged INTEGER NOT NULL DEFAULT 0"
+        " CHECK (untagged IN (0, 1))); CREATE INDEX tracks_time ON tracks(time);\")\n"
+        "c.execute(\"INSERT INTO tracks VALUES (CAST('/v3/a.mp3' AS BLOB), 10, 20, 'fp', 0,"
+        " NULL, NULL, NULL, 'mod', 'Blues', 1, NULL, 1700000000.0, 2, 1)\")\n"
+        "c.execute('PRAGMA user_version = 3')\n"
+        "c.commit()\n";
+    if (run_python(python, v3, db) != 0) {
+        printf("skipping the v3 migration check: %s could not write the v3 database\n", python);
+        return;
+    }
+    ErrMsg e;
+    State *s = state_open(db, false, &e);
+    CHECK(s, "open v3: %s", e.msg);
+    if (!s) return;
+    CHECK(state_schema_version(s) == STATE_SCHEMA_VERSION, "v3 not migrated");
+    StateRow row;
+    CHECK(state_lookup(s, "/v3/a.mp3", &row, &e) == 1, "v3 row lost");
+    CHECK(row.excluded && row.previous_known && strcmp(row.previous_genre, "Blues") == 0 &&
+              !row.previous_undo,
+          "v3 row converted wrongly");
+    state_row_clear(&row);
+    state_close(s);
+}
+
+/* v4 -> v5: a v4 file keeps its rows and undo records; ids are the old rowids. */
+static void test_migration_v4(const char *python)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/old-v4.db", tmp);
+    const char *v4 =
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1])\n"
+        "c.executescript(\"CREATE TABLE tracks (path BLOB PRIMARY KEY NOT NULL,"
+        " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, fingerprint TEXT NOT NULL DEFAULT '',"
+        " status INTEGER NOT NULL DEFAULT 0 CHECK (status IN (0, 1)), genre TEXT, confidence REAL,"
+        " probs TEXT, model TEXT NOT NULL DEFAULT '', previous_genre TEXT,"
+        " previous_known INTEGER NOT NULL DEFAULT 0, error TEXT, time REAL NOT NULL,"
+        " runs INTEGER NOT NULL DEFAULT 1, untagged INTEGER NOT NULL DEFAULT 0"
+        " CHECK (untagged IN (0, 1)), previous_undo TEXT); CREATE INDEX tracks_time ON tracks(time);\")\n"
+        "c.execute(\"INSERT INTO tracks VALUES (CAST('/v4/a.mp3' AS BLOB), 10, 20, 'fp', 0,"
+        " 'Rock', 0.5, 'rock:0.500', 'mod', 'Blues', 1, NULL, 1700000000.0, 2, 0, 'undo-record')\")\n"
+        "c.execute(\"INSERT INTO tracks VALUES (CAST('/v4/b.mp3' AS BLOB), 1, 2, '', 0,"
+        " 'Pop', 0.9, NULL, 'mod', NULL, 0, NULL, 1700000001.0, 1, 0, NULL)\")\n"
+        "c.execute(\"DELETE FROM tracks WHERE path = CAST('/v4/a.mp3' AS BLOB)\")\n"
+        "c.execute(\"INSERT INTO tracks VALUES (CAST('/v4/a.mp3' AS BLOB), 10, 20, 'fp', 0,"
+        " 'Rock', 0.5, 'rock:0.500', 'mod', 'Blues', 1, NULL, 1700000000.0, 2, 0, 'undo-record')\")\n"
+        "c.execute('PRAGMA user_version = 4')\n"
+        "c.commit()\n";
+    if (run_python(python, v4, db) != 0) {
+        printf("skipping the v4 migration check: %s could not write the v4 database\n", python);
+        return;
+    }
+    ErrMsg e;
+    State *s = state_open(db, false, &e);
+    CHECK(s, "open v4: %s", e.msg);
+    if (!s) return;
+    CHECK(state_schema_version(s) == STATE_SCHEMA_VERSION, "v4 not migrated");
+    StateRow row;
+    CHECK(state_lookup(s, "/v4/a.mp3", &row, &e) == 1 && row.previous_undo &&
+              strcmp(row.previous_undo, "undo-record") == 0 && row.id == 3 &&
+              strcmp(row.previous_genre, "Blues") == 0 && row.confidence == 0.5,
+          "v4 row converted wrongly (id %lld)", (long long)row.id);
+    state_row_clear(&row);
+    CHECK(state_lookup_id(s, 2, &row, &e) == 1 && strcmp(row.path, "/v4/b.mp3") == 0,
+          "v4 rowid 2 is not id 2");
+    state_row_clear(&row);
+    /* ids go on after the largest one */
+    record(s, "/v4/c.mp3", 1, 1, "", "Pop", "m");
+    CHECK(state_lookup(s, "/v4/c.mp3", &row, &e) == 1 && row.id == 4, "new id %lld", (long long)row.id);
+    state_row_clear(&row);
     state_close(s);
 }
 
@@ -833,6 +925,8 @@ int main(int argc, char **argv)
     test_fingerprint();
     test_migration(python);
     test_migration_v2(python);
+    test_migration_v3(python);
+    test_migration_v4(python);
     test_exclude();
     test_v4();
     test_crash();

@@ -14,7 +14,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: tagger_probe read FILE\n"
                     "       tagger_probe write FILE GENRE CONFIDENCE MODEL [--force] [--dry-run]\n"
-                    "       tagger_probe restore FILE [PREVIOUS]\n"
+                    "       tagger_probe restore FILE [PREVIOUS [UNDO]]\n"
+                    "       tagger_probe hand FILE GENRE\n"
                     "       tagger_probe threads GENRE CONFIDENCE MODEL FILE...\n"
                     "       tagger_probe extensions\n");
     return 2;
@@ -36,7 +37,7 @@ typedef struct Job {
 static void *run_job(void *arg)
 {
     Job *j = arg;
-    j->rc = tagger_write(j->path, &j->w, &j->outcome, &j->e);
+    j->rc = tagger_write(j->path, &j->w, &j->outcome, NULL, &j->e);
     return NULL;
 }
 
@@ -60,13 +61,22 @@ int main(int argc, char **argv)
             else return usage();
         }
         int outcome = -1;
-        if (tagger_write(argv[2], &w, &outcome, &e) != 0) return fail(&e);
+        char *undo = NULL;
+        if (tagger_write(argv[2], &w, &outcome, &undo, &e) != 0) return fail(&e);
         printf("outcome=%s\n", tagger_outcome_name(outcome));
+        if (undo) printf("undo=%s\n", undo);
+        free(undo);
         return 0;
     }
-    if (strcmp(cmd, "restore") == 0 && (argc == 3 || argc == 4)) {
-        if (tagger_restore(argv[2], argc == 4 ? argv[3] : NULL, &e) != 0) return fail(&e);
+    if (strcmp(cmd, "restore") == 0 && argc >= 3 && argc <= 5) {
+        if (tagger_restore(argv[2], argc >= 4 ? argv[3] : NULL, argc == 5 ? argv[4] : NULL, &e) != 0)
+            return fail(&e);
         printf("restored=1\n");
+        return 0;
+    }
+    if (strcmp(cmd, "hand") == 0 && argc == 4) {
+        if (tagger_set_hand_genre(argv[2], argv[3], &e) != 0) return fail(&e);
+        printf("written=1\n");
         return 0;
     }
     if (strcmp(cmd, "threads") == 0 && argc >= 6) {

@@ -440,6 +440,12 @@ def part_policy(tmp):
         check(rc == 0 and ours(path) == ("Jazz", None, None), f"{name}: restore gives Jazz back")
         rc, out = probe("write", path, "Rock", "0.5", MODEL)
         check(rc == 0 and out.get("outcome") == "kept", f"{name}: restored genre counts as hand-set")
+        # A user's correction (the web page's): written as set by hand, then kept.
+        probe("write", path, "Rock", "0.5", MODEL, "--force")
+        rc, out = probe("hand", path, "Blues")
+        check(rc == 0 and ours(path) == ("Blues", None, None), f"{name}: hand-set correction {ours(path)}")
+        rc, out = probe("write", path, "Rock", "0.5", MODEL)
+        check(rc == 0 and out.get("outcome") == "kept", f"{name}: the correction is kept")
     # A genre that is not in ID3v1's list, written to an mp3 that has ID3v1.
     print("mp3_v1only custom genre:")
     path = make_file(tmp, "mp3_v1only")
