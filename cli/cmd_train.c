@@ -136,10 +136,9 @@ static int retag(const char *config, const char *state_path, const char *old_id,
     }
     state_close(st);
     printf("retag: %zu files in %s were tagged by model %s\n", n, db, old_id);
-    free(db);
     rc = CLI_OK;
     if (n) {
-        char **av = xcalloc(n + 8, sizeof(char *));
+        char **av = xcalloc(n + 10, sizeof(char *));
         int ac = 0;
         av[ac++] = "genred tag";
         av[ac++] = "--model";
@@ -148,11 +147,15 @@ static int retag(const char *config, const char *state_path, const char *old_id,
             av[ac++] = "--config";
             av[ac++] = (char *)config;
         }
+        /* the new results go into the database the files came from */
+        av[ac++] = "--state";
+        av[ac++] = db;
         av[ac++] = "--";
         for (size_t i = 0; i < n; i++) av[ac++] = paths[i];
         rc = cmd_tag(ac, av);
         free(av);
     }
+    free(db);
     for (size_t i = 0; i < n; i++) free(paths[i]);
     free(paths);
     return rc;

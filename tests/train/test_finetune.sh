@@ -14,7 +14,7 @@ genred=$(cd "$(dirname "$1")" && pwd)/$(basename "$1") gen=$2 py=$3 shipped=$4
 tmp=$(mktemp -d) || exit 1
 trap 'kill $dpid 2>/dev/null; rm -rf "$tmp"' EXIT
 dpid=
-export XDG_CACHE_HOME="$tmp/cache" XDG_CONFIG_HOME="$tmp/config"
+export XDG_CACHE_HOME="$tmp/cache" XDG_CONFIG_HOME="$tmp/config" XDG_STATE_HOME="$tmp/state"
 sh "$gen" "$tmp/lib" folders || exit $?
 cd "$tmp/lib" && ls bass/*.flac bells/*.flac noise/*.flac | awk 'NR % 4 != 0' > "$tmp/train.txt"
 ls bass/*.flac bells/*.flac noise/*.flac | awk 'NR % 4 == 0' > "$tmp/valid.txt"
@@ -113,6 +113,15 @@ for p in sorted(glob.glob(lib + "/*.flac")):
     assert got == want, (p, got, want)
 print("retagged with", gid, "(was", mid + ")")
 PY
+# the new results went into the database the files came from (not the user's own)
+"$py" - st.db g.safetensors <<'PY' || fail "retag results not in st.db"
+import hashlib, sqlite3, sys
+gid = hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest()[:12]
+rows = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT count(*) FROM tracks WHERE model = ? AND CAST(path AS TEXT) LIKE '%/lib2/%'", (gid,)).fetchone()
+assert rows == (3,), rows
+PY
+[ ! -e "$tmp/state/genred/state.db" ] || fail "retag wrote to the default state database"
 
 # a sample memory budget smaller than the data: augmentation draws from some windows only
 mkdir -p long/bass long/bells long/noise
